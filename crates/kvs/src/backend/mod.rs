@@ -1,0 +1,5 @@
+//! One module per backend. Each is compiled only with its cargo feature
+//! (memory is always compiled) and implements [`Store`](crate::Store) on its
+//! own type.
+
+pub mod memory;

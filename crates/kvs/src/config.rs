@@ -1,0 +1,549 @@
+//! Configuration: which backend, which namespace, and each backend's section.
+//!
+//! Two shapes parse, from YAML or JSON. The sectioned one:
+//!
+//! ```yaml
+//! type: leveldb            # memory | sqlite | leveldb | redis | dynamodb
+//! namespace: sessions
+//! memory:   { cleanup_interval: 5m }
+//! leveldb:  { path: ./data, sync_writes: true, cleanup_interval: 5m }
+//! redis:    { addr: 127.0.0.1:6379, password: "", db: 0, pool_size: 0 }
+//! sqlite:   { path: ./kvs.db }
+//! dynamodb: { table_name: kvs, region: us-east-1, endpoint: http://127.0.0.1:8000, create_table: true }
+//! ```
+//!
+//! and the flat one, with `path`, `table_name` and `region` at the top:
+//!
+//! ```yaml
+//! type: sqlite
+//! path: ./kvs.db
+//! ```
+//!
+//! Durations are Go-style strings (`"5m"`, `"1h30m"`, `"250ms"`); see
+//! [`parse_duration`](crate::parse_duration). Unknown fields are refused, so
+//! a misspelt option is an error rather than a silent default.
+
+use crate::duration::parse_duration;
+use crate::{Error, Result};
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default interval between expiry sweeps of the memory and LevelDB backends.
+pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// A storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// In-process memory; nothing survives the process.
+    #[default]
+    Memory,
+    /// One SQLite database file.
+    Sqlite,
+    /// One LevelDB directory per namespace.
+    LevelDb,
+    /// A Redis server or cluster.
+    Redis,
+    /// An Amazon DynamoDB table.
+    DynamoDb,
+}
+
+impl BackendKind {
+    /// Every backend, in the order the docs list them.
+    pub const ALL: [BackendKind; 5] = [
+        BackendKind::Memory,
+        BackendKind::Sqlite,
+        BackendKind::LevelDb,
+        BackendKind::Redis,
+        BackendKind::DynamoDb,
+    ];
+
+    /// The name used for `type` in configuration files (`"leveldb"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Memory => "memory",
+            BackendKind::Sqlite => "sqlite",
+            BackendKind::LevelDb => "leveldb",
+            BackendKind::Redis => "redis",
+            BackendKind::DynamoDb => "dynamodb",
+        }
+    }
+
+    /// Parses a `type` value; the error names the value and the accepted ones.
+    ///
+    /// ```
+    /// use kvs::BackendKind;
+    ///
+    /// assert_eq!(BackendKind::parse("LevelDB").unwrap(), BackendKind::LevelDb);
+    /// let err = BackendKind::parse("mongo").unwrap_err().to_string();
+    /// assert!(err.contains("\"mongo\"") && err.contains("memory, sqlite, leveldb, redis, dynamodb"));
+    /// ```
+    pub fn parse(name: &str) -> Result<BackendKind> {
+        let wanted = name.trim();
+        BackendKind::ALL
+            .into_iter()
+            .find(|kind| kind.name().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| {
+                let accepted: Vec<_> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+                Error::config(format!(
+                    "unknown store type {name:?}; expected one of {}",
+                    accepted.join(", ")
+                ))
+            })
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Everything [`open`](crate::open) needs to open a store.
+///
+/// Build one from a file with [`Config::from_yaml`] / [`Config::from_json`],
+/// or in code:
+///
+/// ```
+/// use kvs::{BackendKind, Config};
+///
+/// let mut config = Config::new(BackendKind::Memory);
+/// config.namespace = "sessions".into();
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Config {
+    /// Which backend to open (`type` in files).
+    pub backend: BackendKind,
+    /// The namespace the store is opened for; `""` means `"default"`.
+    pub namespace: String,
+    /// Settings of the memory backend.
+    pub memory: MemoryConfig,
+    /// Settings of the LevelDB backend.
+    pub leveldb: LevelDbConfig,
+    /// Settings of the Redis backend.
+    pub redis: RedisConfig,
+    /// Settings of the SQLite backend.
+    pub sqlite: SqliteConfig,
+    /// Settings of the DynamoDB backend.
+    pub dynamodb: DynamoDbConfig,
+}
+
+/// Settings of the memory backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MemoryConfig {
+    /// How often the background sweep drops expired entries (default 5 min).
+    /// Expired entries are invisible at once whatever this says; the sweep
+    /// only frees their memory. `0` turns the sweep off.
+    #[serde(deserialize_with = "de_duration")]
+    pub cleanup_interval: Duration,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> MemoryConfig {
+        MemoryConfig {
+            cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
+        }
+    }
+}
+
+/// Settings of the LevelDB backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LevelDbConfig {
+    /// The directory that holds one LevelDB database per namespace. Empty
+    /// means the platform's data directory.
+    pub path: PathBuf,
+    /// Make every write reach the disk before it is acknowledged.
+    pub sync_writes: bool,
+    /// How often the background sweep deletes expired entries (default 5 min).
+    #[serde(deserialize_with = "de_duration")]
+    pub cleanup_interval: Duration,
+}
+
+impl Default for LevelDbConfig {
+    fn default() -> LevelDbConfig {
+        LevelDbConfig {
+            path: PathBuf::new(),
+            sync_writes: false,
+            cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
+        }
+    }
+}
+
+/// Settings of the Redis backend.
+///
+/// `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// `host:port` of the server.
+    pub addr: String,
+    /// The password (`AUTH`); empty for none.
+    pub password: String,
+    /// The database number.
+    pub db: u32,
+    /// Connections to keep; `0` picks a default.
+    pub pool_size: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> RedisConfig {
+        RedisConfig {
+            addr: "127.0.0.1:6379".into(),
+            password: String::new(),
+            db: 0,
+            pool_size: 0,
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("addr", &self.addr)
+            .field("password", &Redacted(!self.password.is_empty()))
+            .field("db", &self.db)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// Shows whether a secret is set, never the secret.
+struct Redacted(bool);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0 { "\"<redacted>\"" } else { "\"\"" })
+    }
+}
+
+/// Settings of the SQLite backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SqliteConfig {
+    /// The database file (default `./kvs.db`).
+    pub path: PathBuf,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> SqliteConfig {
+        SqliteConfig {
+            path: PathBuf::from("./kvs.db"),
+        }
+    }
+}
+
+/// Settings of the DynamoDB backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DynamoDbConfig {
+    /// The table (default `kvs`).
+    pub table_name: String,
+    /// The AWS region; empty means the standard AWS configuration chain.
+    pub region: String,
+    /// An endpoint URL for a local emulator; empty means AWS.
+    pub endpoint: String,
+    /// Create the table (and turn on its TTL) if it does not exist.
+    pub create_table: bool,
+}
+
+impl Default for DynamoDbConfig {
+    fn default() -> DynamoDbConfig {
+        DynamoDbConfig {
+            table_name: "kvs".into(),
+            region: String::new(),
+            endpoint: String::new(),
+            create_table: false,
+        }
+    }
+}
+
+/// The file shape: both the sectioned and the flat fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(rename = "type")]
+    backend: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    memory: Option<MemoryConfig>,
+    leveldb: Option<LevelDbConfig>,
+    redis: Option<RedisConfig>,
+    sqlite: Option<SqliteConfig>,
+    dynamodb: Option<DynamoDbConfig>,
+    // The flat shape.
+    path: Option<PathBuf>,
+    table_name: Option<String>,
+    region: Option<String>,
+}
+
+impl Config {
+    /// A configuration for `backend` with every other setting at its default.
+    pub fn new(backend: BackendKind) -> Config {
+        Config {
+            backend,
+            ..Config::default()
+        }
+    }
+
+    /// Parses a YAML configuration (either shape, see the module docs).
+    ///
+    /// ```
+    /// use kvs::{BackendKind, Config};
+    ///
+    /// let config = Config::from_yaml("type: sqlite\npath: ./app.db\nnamespace: prefs").unwrap();
+    /// assert_eq!(config.backend, BackendKind::Sqlite);
+    /// assert_eq!(config.sqlite.path, std::path::Path::new("./app.db"));
+    /// assert_eq!(config.namespace, "prefs");
+    /// ```
+    pub fn from_yaml(text: &str) -> Result<Config> {
+        // `serde_yaml` is deprecated and unmaintained. `serde-saphyr` is
+        // maintained, pure Rust (no C-translated libyaml), YAML 1.2, parses
+        // without panicking on malformed input and bounds alias expansion,
+        // which matters for configuration read from files.
+        let file: FileConfig = serde_saphyr::from_str(text)
+            .map_err(|e| Error::config(format!("cannot parse YAML: {e}")))?;
+        file.resolve()
+    }
+
+    /// Parses a JSON configuration (either shape, see the module docs).
+    ///
+    /// ```
+    /// use kvs::{BackendKind, Config};
+    ///
+    /// let config = Config::from_json(r#"{"type": "memory", "memory": {"cleanup_interval": "1m"}}"#).unwrap();
+    /// assert_eq!(config.memory.cleanup_interval, std::time::Duration::from_secs(60));
+    /// ```
+    pub fn from_json(text: &str) -> Result<Config> {
+        let file: FileConfig = serde_json::from_str(text)
+            .map_err(|e| Error::config(format!("cannot parse JSON: {e}")))?;
+        file.resolve()
+    }
+}
+
+impl FileConfig {
+    fn resolve(self) -> Result<Config> {
+        let Some(name) = self.backend else {
+            return Err(Error::config(
+                "missing field `type`; expected one of memory, sqlite, leveldb, redis, dynamodb",
+            ));
+        };
+        let backend = BackendKind::parse(&name)?;
+        let mut config = Config {
+            backend,
+            namespace: self.namespace.unwrap_or_default(),
+            memory: self.memory.unwrap_or_default(),
+            leveldb: self.leveldb.unwrap_or_default(),
+            redis: self.redis.unwrap_or_default(),
+            sqlite: self.sqlite.unwrap_or_default(),
+            dynamodb: self.dynamodb.unwrap_or_default(),
+        };
+        let misplaced = [
+            (
+                "path",
+                self.path.is_some()
+                    && !matches!(backend, BackendKind::Sqlite | BackendKind::LevelDb),
+            ),
+            (
+                "table_name",
+                self.table_name.is_some() && backend != BackendKind::DynamoDb,
+            ),
+            (
+                "region",
+                self.region.is_some() && backend != BackendKind::DynamoDb,
+            ),
+        ];
+        if let Some((field, _)) = misplaced.iter().find(|(_, bad)| *bad) {
+            let owners = if *field == "path" {
+                "sqlite and leveldb"
+            } else {
+                "dynamodb"
+            };
+            return Err(Error::config(format!(
+                "top-level `{field}` applies to {owners}, not to {backend}"
+            )));
+        }
+        // A section field that differs from its default was set in the file.
+        let sqlite_path_set = config.sqlite.path != SqliteConfig::default().path;
+        let leveldb_path_set = !config.leveldb.path.as_os_str().is_empty();
+        let dynamo_default = DynamoDbConfig::default();
+        let table_set = config.dynamodb.table_name != dynamo_default.table_name;
+        let region_set = config.dynamodb.region != dynamo_default.region;
+        match backend {
+            BackendKind::Sqlite => {
+                if let Some(path) = flat(backend, "path", self.path, sqlite_path_set)? {
+                    config.sqlite.path = path;
+                }
+            }
+            BackendKind::LevelDb => {
+                if let Some(path) = flat(backend, "path", self.path, leveldb_path_set)? {
+                    config.leveldb.path = path;
+                }
+            }
+            BackendKind::DynamoDb => {
+                if let Some(table) = flat(backend, "table_name", self.table_name, table_set)? {
+                    config.dynamodb.table_name = table;
+                }
+                if let Some(region) = flat(backend, "region", self.region, region_set)? {
+                    config.dynamodb.region = region;
+                }
+            }
+            _ => {}
+        }
+        Ok(config)
+    }
+}
+
+/// A flat-shape field: `Some(value)` to apply, or an error if the backend's
+/// section sets the same field too.
+fn flat<T>(
+    backend: BackendKind,
+    field: &str,
+    value: Option<T>,
+    section_sets_it: bool,
+) -> Result<Option<T>> {
+    if value.is_some() && section_sets_it {
+        return Err(Error::config(format!(
+            "`{field}` is given both at the top level and in the `{backend}` section; keep one"
+        )));
+    }
+    Ok(value)
+}
+
+/// Reads a duration written as a Go-style string, or the number `0`.
+fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Number(u64),
+    }
+    match Raw::deserialize(de)? {
+        Raw::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
+        Raw::Number(0) => Ok(Duration::ZERO),
+        Raw::Number(n) => Err(serde::de::Error::custom(format!(
+            "duration {n} has no unit; write it like \"{n}s\" or \"{n}ms\""
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECTIONED: &str = r#"
+type: leveldb            # memory | leveldb | redis | sqlite | dynamodb
+namespace: sessions
+memory:   { cleanup_interval: 5m }
+leveldb:  { path: ./data, sync_writes: true, cleanup_interval: 1h30m }
+redis:    { addr: 127.0.0.1:6379, password: "hunter2", db: 3, pool_size: 8 }
+sqlite:   { path: ./kvs.db }
+dynamodb: { table_name: kvs, region: us-east-1, endpoint: http://127.0.0.1:8000, create_table: true }
+"#;
+
+    #[test]
+    fn sectioned_yaml() {
+        let c = Config::from_yaml(SECTIONED).unwrap();
+        assert_eq!(c.backend, BackendKind::LevelDb);
+        assert_eq!(c.namespace, "sessions");
+        assert_eq!(c.memory.cleanup_interval, Duration::from_secs(300));
+        assert_eq!(c.leveldb.path, PathBuf::from("./data"));
+        assert!(c.leveldb.sync_writes);
+        assert_eq!(c.leveldb.cleanup_interval, Duration::from_secs(5400));
+        assert_eq!(c.redis.db, 3);
+        assert_eq!(c.redis.pool_size, 8);
+        assert_eq!(c.dynamodb.endpoint, "http://127.0.0.1:8000");
+        assert!(c.dynamodb.create_table);
+    }
+
+    #[test]
+    fn sectioned_json_matches_yaml() {
+        let json = r#"{"type":"leveldb","namespace":"sessions",
+            "memory":{"cleanup_interval":"5m"},
+            "leveldb":{"path":"./data","sync_writes":true,"cleanup_interval":"1h30m"},
+            "redis":{"addr":"127.0.0.1:6379","password":"hunter2","db":3,"pool_size":8},
+            "sqlite":{"path":"./kvs.db"},
+            "dynamodb":{"table_name":"kvs","region":"us-east-1","endpoint":"http://127.0.0.1:8000","create_table":true}}"#;
+        assert_eq!(
+            Config::from_json(json).unwrap(),
+            Config::from_yaml(SECTIONED).unwrap()
+        );
+    }
+
+    #[test]
+    fn flat_shape() {
+        let c = Config::from_yaml("type: sqlite\npath: /tmp/x.db").unwrap();
+        assert_eq!(c.sqlite.path, PathBuf::from("/tmp/x.db"));
+        let c = Config::from_json(r#"{"type":"dynamodb","table_name":"t","region":"eu-west-1"}"#)
+            .unwrap();
+        assert_eq!(
+            (c.dynamodb.table_name.as_str(), c.dynamodb.region.as_str()),
+            ("t", "eu-west-1")
+        );
+        let c = Config::from_yaml("type: leveldb\npath: ./ldb").unwrap();
+        assert_eq!(c.leveldb.path, PathBuf::from("./ldb"));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_yaml("type: memory").unwrap();
+        assert_eq!(c.namespace, "");
+        assert_eq!(c.memory.cleanup_interval, DEFAULT_CLEANUP_INTERVAL);
+        assert_eq!(c.sqlite.path, PathBuf::from("./kvs.db"));
+        assert_eq!(c.redis.addr, "127.0.0.1:6379");
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases = [
+            ("type: mongo", "\"mongo\""),
+            ("type: mongo", "memory, sqlite, leveldb, redis, dynamodb"),
+            ("namespace: x", "missing field `type`"),
+            ("type: memory\nmemroy: {}", "memroy"),
+            (
+                "type: memory\nmemory: { cleanup_interval: 5 }",
+                "has no unit",
+            ),
+            ("type: memory\nmemory: { cleanup_interval: 5x }", "\"5x\""),
+            ("type: redis\npath: ./x", "not to redis"),
+            ("type: sqlite\npath: a.db\nsqlite: { path: b.db }", "both"),
+            ("type: [", "YAML"),
+            ("", "type"),
+        ];
+        for (yaml, needle) in cases {
+            let err = Config::from_yaml(yaml).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidConfig { .. }),
+                "{yaml}: {err:?}"
+            );
+            assert!(err.to_string().contains(needle), "{yaml}: {err}");
+        }
+        let err = Config::from_json("{").unwrap_err();
+        assert!(err.to_string().contains("JSON"), "{err}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = Config::from_yaml(SECTIONED).unwrap();
+        let text = format!("{c:?} {:?} {:#?}", c.redis, c);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("<redacted>"));
+    }
+
+    #[test]
+    fn type_names_are_case_insensitive() {
+        assert_eq!(
+            Config::from_yaml("type: DynamoDB").unwrap().backend,
+            BackendKind::DynamoDb
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! The crate's one error type.
+//!
+//! Backends keep their own error types private and map them into [`Error`]:
+//! the cases a caller can act on become their own variant (`NotFound`,
+//! `ValueTooLarge`, ...) and everything else is boxed into
+//! [`Error::Backend`], which names the backend and keeps the source.
+
+use std::fmt;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `kvs`.
+///
+/// Messages name what went wrong and where (backend, key or path) in plain
+/// words. Keys and namespaces are shown shortened (see [`Error::InvalidKey`])
+/// so that a 1 MiB key never ends up in a log line.
+///
+/// ```
+/// use kvs::Error;
+///
+/// assert_eq!(Error::NotFound.to_string(), "kvs: key not found");
+/// assert_eq!(Error::Closed.to_string(), "kvs: store is closed");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key is absent or has expired.
+    #[error("kvs: key not found")]
+    NotFound,
+
+    /// The store was closed with [`Store::close`](crate::Store::close).
+    #[error("kvs: store is closed")]
+    Closed,
+
+    /// The key is empty or longer than [`MAX_KEY_LEN`](crate::key::MAX_KEY_LEN) bytes.
+    #[error("kvs: invalid key {}: {reason}", Shortened(key))]
+    InvalidKey {
+        /// The offending key (the store keeps no copy of it).
+        key: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The namespace is longer than [`MAX_NAMESPACE_LEN`](crate::key::MAX_NAMESPACE_LEN) bytes.
+    #[error("kvs: invalid namespace {}: {reason}", Shortened(namespace))]
+    InvalidNamespace {
+        /// The offending namespace.
+        namespace: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The configuration could not be parsed or is incomplete.
+    #[error("kvs: invalid configuration: {message}")]
+    InvalidConfig {
+        /// What is wrong, naming the field or value.
+        message: String,
+    },
+
+    /// The value is larger than the backend can hold; the old value is untouched.
+    #[error(
+        "kvs: value of {size} bytes for key {} is too large for {backend} (limit {limit} bytes)",
+        Shortened(key)
+    )]
+    ValueTooLarge {
+        /// The backend that refused the value.
+        backend: &'static str,
+        /// The key the value was meant for.
+        key: String,
+        /// The size of the refused value, in bytes.
+        size: usize,
+        /// The largest value the backend accepts, in bytes.
+        limit: usize,
+    },
+
+    /// A document filter that cannot be evaluated (for example an unknown `$` operator).
+    #[error("kvs: invalid query: {message}")]
+    InvalidQuery {
+        /// What is wrong with the filter.
+        message: String,
+    },
+
+    /// The backend is not compiled in, or the operation is not possible on it.
+    #[error("kvs: unsupported: {message}")]
+    Unsupported {
+        /// What is unsupported, and what to do about it (e.g. which cargo feature to enable).
+        message: String,
+    },
+
+    /// The backend itself failed (I/O error, server error, corrupt file, ...).
+    #[error("kvs: {backend} backend failed: {context}: {source}")]
+    Backend {
+        /// The backend's name (`"sqlite"`, `"redis"`, ...).
+        backend: &'static str,
+        /// What kvs was doing, with the key or path involved.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl Error {
+    /// An [`Error::InvalidConfig`] with the given message.
+    pub(crate) fn config(message: impl Into<String>) -> Error {
+        Error::InvalidConfig {
+            message: message.into(),
+        }
+    }
+
+    /// An [`Error::Unsupported`] with the given message.
+    pub(crate) fn unsupported(message: impl Into<String>) -> Error {
+        Error::Unsupported {
+            message: message.into(),
+        }
+    }
+
+    /// An [`Error::Backend`] for `backend`, saying what was being done.
+    #[allow(dead_code)] // used by the persistent and networked backends
+    pub(crate) fn backend(
+        backend: &'static str,
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Error {
+        Error::Backend {
+            backend,
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Displays a user-supplied string quoted, escaped and cut to a readable length.
+struct Shortened<'a>(&'a str);
+
+impl fmt::Display for Shortened<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 64;
+        let s = self.0;
+        if s.len() <= SHOWN {
+            return write!(f, "{s:?}");
+        }
+        let mut cut = SHOWN;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        write!(f, "{:?}… ({} bytes)", &s[..cut], s.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_keys_are_shortened_in_messages() {
+        let key = "é".repeat(600);
+        let err = Error::InvalidKey {
+            key,
+            reason: "too long".into(),
+        };
+        let text = err.to_string();
+        assert!(text.len() < 250, "{text}");
+        assert!(text.contains("(1200 bytes)"), "{text}");
+    }
+
+    #[test]
+    fn error_is_send_sync_and_static() {
+        fn assert_traits<T: std::error::Error + Send + Sync + 'static>() {}
+        assert_traits::<Error>();
+    }
+}

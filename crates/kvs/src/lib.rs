@@ -1,0 +1,119 @@
+//! One async key-value API over many storage engines.
+//!
+//! Open a store from configuration and use it through [`Store`]; switching
+//! from the embedded default to Redis or DynamoDB changes the configuration,
+//! not the code.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> kvs::Result<()> {
+//! use std::time::Duration;
+//!
+//! let config = kvs::Config::from_yaml("type: memory\nnamespace: sessions")?;
+//! let store = kvs::open(&config).await?;
+//! store.set("user:1", b"ada", Some(Duration::from_secs(60))).await?;
+//! assert_eq!(store.count("user:").await?, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`store`](Store): the `Store` trait, the contract every backend keeps;
+//! - [`error`](Error): the one error type;
+//! - [`config`](Config): configuration files and Go-style durations;
+//! - [`key`]: key and namespace rules and the encodings every backend shares;
+//! - [`expiry`]: deadlines, the liveness rule, and the injectable clock;
+//! - `backend/`: one module per engine;
+//! - `testkit` (feature `testkit`): the conformance suite every backend runs.
+//!
+//! # Feature flags
+//!
+//! | feature    | backend                         | default |
+//! |------------|---------------------------------|---------|
+//! | `memory`   | [`MemoryStore`] (always built)  | yes     |
+//! | `sqlite`   | SQLite (in progress)            | yes     |
+//! | `leveldb`  | LevelDB (in progress)           | yes     |
+//! | `redis`    | Redis (in progress)             | no      |
+//! | `dynamodb` | DynamoDB (in progress)          | no      |
+//! | `full`     | all of the above                | no      |
+//! | `testkit`  | `kvs::testkit`, not semver-stable | no    |
+//!
+//! A backend that is not compiled in (or not built yet) makes [`open`]
+//! return [`Error::Unsupported`] naming the feature, never a panic.
+
+#![warn(missing_docs)]
+
+mod backend;
+mod config;
+mod duration;
+mod error;
+pub mod expiry;
+pub mod key;
+mod store;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use backend::memory::MemoryStore;
+pub use config::{
+    BackendKind, Config, DynamoDbConfig, LevelDbConfig, MemoryConfig, RedisConfig, SqliteConfig,
+    DEFAULT_CLEANUP_INTERVAL,
+};
+pub use duration::{format_duration, parse_duration};
+pub use error::{Error, Result};
+pub use store::Store;
+
+/// Re-exported so that users name the same `Bytes` type the trait returns.
+pub use bytes::Bytes;
+
+use std::sync::Arc;
+
+/// Opens the store that `config` describes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kvs::Result<()> {
+/// let store = kvs::open(&kvs::Config::from_json(r#"{"type": "memory"}"#)?).await?;
+/// assert!(!store.exists("nothing").await?);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] if the backend is not compiled in (the message
+/// names the cargo feature), [`Error::InvalidNamespace`] for a bad
+/// namespace, and the backend's own errors if it cannot be opened.
+pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
+    match config.backend {
+        BackendKind::Memory => Ok(Arc::new(MemoryStore::new(
+            &config.namespace,
+            config.memory.clone(),
+        )?)),
+        other => Err(not_built(other)),
+    }
+}
+
+/// The error for a backend that this build cannot open: either its cargo
+/// feature is off, or this version does not implement it yet.
+fn not_built(backend: BackendKind) -> Error {
+    let feature = backend.name();
+    let compiled_in = match backend {
+        BackendKind::Memory => true,
+        BackendKind::Sqlite => cfg!(feature = "sqlite"),
+        BackendKind::LevelDb => cfg!(feature = "leveldb"),
+        BackendKind::Redis => cfg!(feature = "redis"),
+        BackendKind::DynamoDb => cfg!(feature = "dynamodb"),
+    };
+    if compiled_in {
+        Error::unsupported(format!(
+            "the {backend} backend (cargo feature `{feature}`) is not implemented in kvs {} yet",
+            env!("CARGO_PKG_VERSION")
+        ))
+    } else {
+        Error::unsupported(format!(
+            "the {backend} backend is not compiled in; enable the cargo feature `{feature}` of kvs"
+        ))
+    }
+}

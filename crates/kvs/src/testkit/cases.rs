@@ -1,0 +1,655 @@
+//! The cases, one `pub async fn` per behaviour of the [`Store`] contract.
+//!
+//! Each case opens its own stores through the [`Harness`], starts from an
+//! empty namespace, and panics with a message naming the backend behaviour
+//! that broke.
+
+use super::{model, Harness};
+use crate::key::{MAX_KEY_LEN, MAX_NAMESPACE_LEN};
+use crate::{Error, Result, Store};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A TTL that no check made right after a `set` can outlive, even on a
+/// slow machine, and the time to advance to be sure it has passed.
+const SHORT_TTL: Duration = Duration::from_secs(2);
+const PAST_SHORT_TTL: Duration = Duration::from_millis(3_100);
+const LONG_TTL: Duration = Duration::from_secs(3_600);
+
+async fn open(h: &dyn Harness, namespace: &str) -> Arc<dyn Store> {
+    match h.open(namespace).await {
+        Ok(store) => store,
+        Err(e) => panic!("opening namespace {namespace:?} failed: {e}"),
+    }
+}
+
+/// Unwraps a result, naming the operation in the panic.
+#[track_caller]
+fn ok<T>(what: &str, result: Result<T>) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => panic!("{what} failed: {e}"),
+    }
+}
+
+async fn get(store: &dyn Store, key: &str) -> Option<Vec<u8>> {
+    match store.get(key).await {
+        Ok(v) => Some(v.to_vec()),
+        Err(Error::NotFound) => None,
+        Err(e) => panic!("get({key:?}) failed: {e}"),
+    }
+}
+
+async fn set(store: &dyn Store, key: &str, value: &[u8], ttl: Option<Duration>) {
+    ok(&format!("set({key:?})"), store.set(key, value, ttl).await);
+}
+
+async fn list(store: &dyn Store, prefix: &str) -> Vec<String> {
+    ok(&format!("list({prefix:?})"), store.list(prefix).await)
+}
+
+async fn count(store: &dyn Store, prefix: &str) -> usize {
+    ok(&format!("count({prefix:?})"), store.count(prefix).await)
+}
+
+/// Asserts that `list(prefix)` is `want` and `count(prefix)` its length.
+async fn assert_listing(store: &dyn Store, prefix: &str, want: &[&str]) {
+    assert_eq!(list(store, prefix).await, want, "list({prefix:?})");
+    assert_eq!(count(store, prefix).await, want.len(), "count({prefix:?})");
+}
+
+/// `set` then `get` returns the value; `set` again replaces it.
+pub async fn set_get_overwrite(h: &dyn Harness) {
+    let s = open(h, "set-get").await;
+    set(&*s, "k", b"one", None).await;
+    assert_eq!(get(&*s, "k").await.as_deref(), Some(&b"one"[..]));
+    set(&*s, "k", b"two", None).await;
+    assert_eq!(get(&*s, "k").await.as_deref(), Some(&b"two"[..]));
+    assert_listing(&*s, "", &["k"]).await;
+}
+
+/// A missing key is `NotFound` for `get`, `false` for `exists`, and deleting it is `Ok`.
+pub async fn missing_keys(h: &dyn Harness) {
+    let s = open(h, "missing").await;
+    assert!(
+        matches!(s.get("nope").await, Err(Error::NotFound)),
+        "get of a missing key"
+    );
+    assert!(!ok("exists", s.exists("nope").await));
+    ok("delete of a missing key", s.delete("nope").await);
+    set(&*s, "k", b"v", None).await;
+    ok("delete", s.delete("k").await);
+    assert!(
+        matches!(s.get("k").await, Err(Error::NotFound)),
+        "get after delete"
+    );
+    ok("second delete", s.delete("k").await);
+    assert_listing(&*s, "", &[]).await;
+}
+
+/// `exists` follows `set` and `delete`.
+pub async fn exists_follows_writes(h: &dyn Harness) {
+    let s = open(h, "exists").await;
+    assert!(!ok("exists", s.exists("k").await));
+    set(&*s, "k", b"", None).await;
+    assert!(
+        ok("exists", s.exists("k").await),
+        "an empty value still exists"
+    );
+    ok("delete", s.delete("k").await);
+    assert!(!ok("exists", s.exists("k").await));
+}
+
+/// An empty value is stored and read back as empty, not as missing.
+pub async fn empty_value(h: &dyn Harness) {
+    let s = open(h, "empty").await;
+    set(&*s, "e", b"", None).await;
+    assert_eq!(get(&*s, "e").await, Some(vec![]));
+    assert_listing(&*s, "", &["e"]).await;
+}
+
+/// Every byte value survives, including invalid UTF-8 and NUL.
+pub async fn binary_values(h: &dyn Harness) {
+    let s = open(h, "binary").await;
+    let all: Vec<u8> = (0..=255).collect();
+    set(&*s, "all-bytes", &all, None).await;
+    assert_eq!(get(&*s, "all-bytes").await, Some(all.clone()));
+    let reversed: Vec<u8> = all.iter().rev().copied().collect();
+    set(&*s, "reversed", &reversed, None).await;
+    assert_eq!(get(&*s, "reversed").await, Some(reversed));
+    set(&*s, "nul", b"\0", None).await;
+    assert_eq!(get(&*s, "nul").await, Some(vec![0]));
+    set(&*s, "invalid-utf8", &[0xC3, 0x28, 0xFF, 0xFE], None).await;
+    assert_eq!(
+        get(&*s, "invalid-utf8").await,
+        Some(vec![0xC3, 0x28, 0xFF, 0xFE])
+    );
+}
+
+/// A 1 MiB value round-trips, or, on a backend with a lower limit, is
+/// refused with `ValueTooLarge` and leaves the old value in place.
+pub async fn large_value(h: &dyn Harness) {
+    let s = open(h, "large").await;
+    let big: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    set(&*s, "big", b"old", None).await;
+    match h.capabilities().max_value_size {
+        Some(limit) if limit < big.len() => {
+            let err = s
+                .set("big", &big, None)
+                .await
+                .expect_err("a value over the limit must be refused");
+            assert!(
+                matches!(err, Error::ValueTooLarge { .. }),
+                "expected ValueTooLarge, got {err}"
+            );
+            assert_eq!(
+                get(&*s, "big").await,
+                Some(b"old".to_vec()),
+                "the old value must survive"
+            );
+        }
+        _ => {
+            set(&*s, "big", &big, None).await;
+            assert_eq!(get(&*s, "big").await, Some(big));
+        }
+    }
+}
+
+/// An expired key is gone at once for `get`, `exists`, `list` and `count`.
+pub async fn ttl_expiry_is_visible_everywhere(h: &dyn Harness) {
+    let s = open(h, "ttl-expiry").await;
+    set(&*s, "t:short", b"v", Some(SHORT_TTL)).await;
+    set(&*s, "t:forever", b"v", None).await;
+    assert!(
+        get(&*s, "t:short").await.is_some(),
+        "a fresh TTL key must be readable"
+    );
+    assert!(ok("exists", s.exists("t:short").await));
+    assert_listing(&*s, "t:", &["t:forever", "t:short"]).await;
+    h.advance(PAST_SHORT_TTL).await;
+    assert!(
+        get(&*s, "t:short").await.is_none(),
+        "get must not return an expired key"
+    );
+    assert!(
+        !ok("exists", s.exists("t:short").await),
+        "exists must be false for an expired key"
+    );
+    assert_listing(&*s, "t:", &["t:forever"]).await;
+    assert_listing(&*s, "", &["t:forever"]).await;
+}
+
+/// Setting a TTL key again without a TTL makes it permanent.
+pub async fn ttl_overwrite_without_ttl_is_permanent(h: &dyn Harness) {
+    let s = open(h, "ttl-persist").await;
+    set(&*s, "k", b"short", Some(SHORT_TTL)).await;
+    set(&*s, "k", b"forever", None).await;
+    h.advance(PAST_SHORT_TTL).await;
+    assert_eq!(get(&*s, "k").await.as_deref(), Some(&b"forever"[..]));
+    assert_listing(&*s, "", &["k"]).await;
+}
+
+/// Setting a key again replaces its TTL, shorter or longer.
+pub async fn ttl_overwrite_replaces_ttl(h: &dyn Harness) {
+    let s = open(h, "ttl-replace").await;
+    set(&*s, "shortened", b"v", Some(LONG_TTL)).await;
+    set(&*s, "shortened", b"v", Some(SHORT_TTL)).await;
+    set(&*s, "lengthened", b"v", Some(SHORT_TTL)).await;
+    set(&*s, "lengthened", b"v", Some(LONG_TTL)).await;
+    h.advance(PAST_SHORT_TTL).await;
+    assert!(
+        get(&*s, "shortened").await.is_none(),
+        "the new, shorter TTL must apply"
+    );
+    assert!(
+        get(&*s, "lengthened").await.is_some(),
+        "the new, longer TTL must apply"
+    );
+    assert_listing(&*s, "", &["lengthened"]).await;
+}
+
+/// `None`, `Some(ZERO)` and a long TTL all outlive a short one.
+pub async fn ttl_zero_and_long_survive(h: &dyn Harness) {
+    let s = open(h, "ttl-survive").await;
+    set(&*s, "none", b"v", None).await;
+    set(&*s, "zero", b"v", Some(Duration::ZERO)).await;
+    set(&*s, "long", b"v", Some(LONG_TTL)).await;
+    set(&*s, "short", b"v", Some(SHORT_TTL)).await;
+    h.advance(PAST_SHORT_TTL).await;
+    assert_listing(&*s, "", &["long", "none", "zero"]).await;
+    for key in ["none", "zero", "long"] {
+        assert!(get(&*s, key).await.is_some(), "{key} must survive");
+    }
+}
+
+/// A deleted TTL key set again without a TTL is not removed by the old deadline.
+pub async fn ttl_delete_then_set(h: &dyn Harness) {
+    let s = open(h, "ttl-delete").await;
+    set(&*s, "k", b"old", Some(SHORT_TTL)).await;
+    ok("delete", s.delete("k").await);
+    set(&*s, "k", b"new", None).await;
+    h.advance(PAST_SHORT_TTL).await;
+    assert_eq!(get(&*s, "k").await.as_deref(), Some(&b"new"[..]));
+}
+
+/// `list` filters by prefix, `""` lists all, and `count` agrees.
+pub async fn list_prefix_and_all(h: &dyn Harness) {
+    let s = open(h, "list-prefix").await;
+    for key in ["user:1", "user:2", "user:10", "users", "session:1", "u"] {
+        set(&*s, key, b"v", None).await;
+    }
+    assert_listing(&*s, "user:", &["user:1", "user:10", "user:2"]).await;
+    assert_listing(&*s, "user", &["user:1", "user:10", "user:2", "users"]).await;
+    assert_listing(&*s, "u", &["u", "user:1", "user:10", "user:2", "users"]).await;
+    assert_listing(&*s, "session:1", &["session:1"]).await;
+    assert_listing(&*s, "nothing", &[]).await;
+    assert_listing(
+        &*s,
+        "",
+        &["session:1", "u", "user:1", "user:10", "user:2", "users"],
+    )
+    .await;
+}
+
+/// `list` is sorted by byte order (not locale, not case-folded) with no duplicates.
+pub async fn list_sorted_by_bytes(h: &dyn Harness) {
+    let s = open(h, "list-order").await;
+    let keys = [
+        "b", "B", "a", "Z", "é", "z", "~", "a\u{0}", "0", " ", "ä", "\u{7f}", "日本",
+    ];
+    for key in keys {
+        set(&*s, key, b"v", None).await;
+        set(&*s, key, b"again", None).await;
+    }
+    let mut want: Vec<&str> = keys.to_vec();
+    want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_listing(&*s, "", &want).await;
+}
+
+/// Wildcard characters of glob, `LIKE` and regex are matched literally.
+pub async fn list_matches_special_characters_literally(h: &dyn Harness) {
+    let s = open(h, "list-literal").await;
+    let keys = [
+        "a_", "ab", "a%", "a%b", "a*", "a*b", "a?", "a[", "a[b]", "a]", "a\\", "a\\b", "a:", "a:b",
+        "a.", "a^", "a$", "a{b}",
+    ];
+    for key in keys {
+        set(&*s, key, b"v", None).await;
+    }
+    for prefix in [
+        "a_", "a%", "a*", "a?", "a[", "a]", "a\\", "a:", "a.", "a^", "a$", "a{",
+    ] {
+        let mut want: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with(prefix))
+            .collect();
+        want.sort_unstable();
+        assert_listing(&*s, prefix, &want).await;
+    }
+    for key in keys {
+        assert!(get(&*s, key).await.is_some(), "get({key:?})");
+    }
+    ok("delete", s.delete("a*").await);
+    assert!(
+        get(&*s, "a*b").await.is_some(),
+        "delete(\"a*\") must not touch \"a*b\""
+    );
+}
+
+/// Keys and prefixes are case-sensitive.
+pub async fn list_is_case_sensitive(h: &dyn Harness) {
+    let s = open(h, "list-case").await;
+    for key in ["user:1", "User:2", "USER:3"] {
+        set(&*s, key, b"v", None).await;
+    }
+    assert_listing(&*s, "User", &["User:2"]).await;
+    assert_listing(&*s, "user", &["user:1"]).await;
+    assert!(
+        get(&*s, "USER:1").await.is_none(),
+        "get must be case-sensitive"
+    );
+}
+
+/// Non-ASCII keys list and match by their UTF-8 bytes.
+pub async fn list_non_ascii(h: &dyn Harness) {
+    let s = open(h, "list-unicode").await;
+    for key in [
+        "日本:東京",
+        "日本:大阪",
+        "日曜",
+        "ü",
+        "u\u{308}",
+        "🦀:1",
+        "🦀:2",
+    ] {
+        set(&*s, key, key.as_bytes(), None).await;
+    }
+    assert_listing(&*s, "日本:", &["日本:大阪", "日本:東京"]).await;
+    assert_listing(&*s, "日", &["日曜", "日本:大阪", "日本:東京"]).await;
+    assert_listing(&*s, "🦀", &["🦀:1", "🦀:2"]).await;
+    assert_listing(&*s, "u", &["u\u{308}"]).await;
+    assert_eq!(get(&*s, "ü").await.as_deref(), Some("ü".as_bytes()));
+}
+
+/// Enough keys to need more than one page or batch on paginating backends.
+pub async fn list_many_keys(h: &dyn Harness) {
+    let s = open(h, "list-many").await;
+    let mut want = Vec::new();
+    for i in 0..1_500 {
+        let key = format!("many:{i:05}");
+        set(&*s, &key, b"v", None).await;
+        want.push(key);
+    }
+    set(&*s, "other", b"v", None).await;
+    assert_eq!(list(&*s, "many:").await, want);
+    assert_eq!(count(&*s, "many:").await, 1_500);
+    assert_eq!(count(&*s, "").await, 1_501);
+    assert_eq!(count(&*s, "many:001").await, 100);
+}
+
+/// Namespaces that old implementations confused never see each other's keys.
+pub async fn namespaces_are_isolated(h: &dyn Harness) {
+    // (namespace, key) pairs whose naive joins or directory names collide.
+    let pairs = [
+        ("a", "b:c"),
+        ("a:b", "c"),
+        ("a\\", ":c"),
+        ("a", "\\:c"),
+        ("a.b", "k"),
+        ("a-b", "k"),
+        ("a/b", "k"),
+        ("a_b", "k"),
+        ("A.B", "k"),
+        ("NS", "k"),
+        ("ns", "k"),
+        ("../x", "k"),
+        ("x", "k"),
+        ("/etc", "k"),
+        ("etc", "k"),
+        ("a/../../b", "k"),
+        ("b", "k"),
+        ("test@namespace#123", "k"),
+        ("%2F", "k"),
+        ("*", "k"),
+        ("default", "k"),
+    ];
+    let mut stores = Vec::new();
+    for (namespace, key) in pairs {
+        let store = open(h, namespace).await;
+        let value = format!("{namespace}|{key}");
+        set(&*store, key, value.as_bytes(), None).await;
+        stores.push((namespace, key, store));
+    }
+    for (namespace, key, store) in &stores {
+        let want = format!("{namespace}|{key}");
+        assert_eq!(
+            get(&**store, key).await.as_deref(),
+            Some(want.as_bytes()),
+            "namespace {namespace:?} must read back its own value"
+        );
+        assert_eq!(
+            list(&**store, "").await,
+            vec![key.to_string()],
+            "namespace {namespace:?} must list only its own key"
+        );
+        assert_eq!(
+            count(&**store, "").await,
+            1,
+            "namespace {namespace:?} count"
+        );
+        assert!(
+            get(&**store, "b:c").await.is_none() || *key == "b:c",
+            "namespace {namespace:?} sees a neighbour's key"
+        );
+    }
+    // Deleting in one namespace leaves the same key in the others.
+    let (_, key, first) = &stores[4];
+    ok("delete", first.delete(key).await);
+    for (namespace, key, store) in &stores[5..] {
+        assert!(
+            get(&**store, key).await.is_some(),
+            "delete in \"a.b\" removed {key:?} from {namespace:?}"
+        );
+    }
+}
+
+/// The empty namespace is `"default"`; a namespace over 255 bytes is refused.
+pub async fn namespace_rules(h: &dyn Harness) {
+    let long = "n".repeat(MAX_NAMESPACE_LEN + 1);
+    match h.open(&long).await {
+        Err(Error::InvalidNamespace { .. }) => {}
+        Err(e) => panic!(
+            "a {}-byte namespace must give InvalidNamespace, got {e}",
+            long.len()
+        ),
+        Ok(_) => panic!("a {}-byte namespace must be refused", long.len()),
+    }
+    let longest = "é".repeat(MAX_NAMESPACE_LEN / 2);
+    let s = open(h, &longest).await;
+    set(&*s, "k", b"v", None).await;
+    assert_listing(&*s, "", &["k"]).await;
+
+    if h.capabilities().shared_namespaces {
+        let empty = open(h, "").await;
+        let default = open(h, "default").await;
+        set(&*empty, "shared", b"v", None).await;
+        assert!(
+            get(&*default, "shared").await.is_some(),
+            "\"\" and \"default\" must be one namespace"
+        );
+    }
+}
+
+/// Invalid keys give `InvalidKey` from every operation and change nothing.
+pub async fn invalid_keys_change_nothing(h: &dyn Harness) {
+    let s = open(h, "invalid-keys").await;
+    set(&*s, "keep", b"v", None).await;
+    let too_long = "k".repeat(MAX_KEY_LEN + 1);
+    let too_long_multibyte = format!("{}é", "k".repeat(MAX_KEY_LEN - 1));
+    for key in ["", too_long.as_str(), too_long_multibyte.as_str()] {
+        let what = format!("a key of {} bytes", key.len());
+        let invalid = |r: Result<()>| matches!(r, Err(Error::InvalidKey { .. }));
+        assert!(invalid(s.set(key, b"x", None).await), "set with {what}");
+        assert!(invalid(s.get(key).await.map(drop)), "get with {what}");
+        assert!(invalid(s.exists(key).await.map(drop)), "exists with {what}");
+        assert!(invalid(s.delete(key).await), "delete with {what}");
+    }
+    assert!(
+        matches!(s.list(&too_long).await, Err(Error::InvalidKey { .. })),
+        "list with an over-long prefix"
+    );
+    assert!(
+        matches!(s.count(&too_long).await, Err(Error::InvalidKey { .. })),
+        "count with an over-long prefix"
+    );
+    assert_listing(&*s, "", &["keep"]).await;
+    assert_eq!(get(&*s, "keep").await.as_deref(), Some(&b"v"[..]));
+
+    let longest = "é".repeat(MAX_KEY_LEN / 2);
+    set(&*s, &longest, b"max", None).await;
+    assert_eq!(
+        get(&*s, &longest).await.as_deref(),
+        Some(&b"max"[..]),
+        "a {MAX_KEY_LEN}-byte key is valid"
+    );
+}
+
+/// After `close` every operation is `Closed`, and closing again is `Ok`.
+pub async fn close_then_closed(h: &dyn Harness) {
+    let s = open(h, "close").await;
+    set(&*s, "k", b"v", None).await;
+    ok("close", s.close().await);
+    let closed = |what: &str, r: Result<()>| {
+        assert!(matches!(r, Err(Error::Closed)), "{what} after close: {r:?}");
+    };
+    closed("get", s.get("k").await.map(drop));
+    closed("set", s.set("k", b"v", None).await);
+    closed("delete", s.delete("k").await);
+    closed("exists", s.exists("k").await.map(drop));
+    closed("list", s.list("").await.map(drop));
+    closed("count", s.count("").await.map(drop));
+    ok("second close", s.close().await);
+}
+
+/// Operations racing with `close` complete or return `Closed`; none panics.
+pub async fn close_races(h: &dyn Harness) {
+    let s = open(h, "close-race").await;
+    for i in 0..50 {
+        set(&*s, &format!("k{i}"), b"v", None).await;
+    }
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200 {
+                let key = format!("k{}", (t * 7 + i) % 60);
+                let outcome: Result<()> = match i % 6 {
+                    0 => s.get(&key).await.map(drop),
+                    1 => s.set(&key, b"w", None).await,
+                    2 => s.exists(&key).await.map(drop),
+                    3 => s.list("k").await.map(drop),
+                    4 => s.count("").await.map(drop),
+                    _ => s.delete(&key).await,
+                };
+                match outcome {
+                    Ok(()) | Err(Error::NotFound | Error::Closed) => {}
+                    Err(e) => panic!("an operation racing with close failed with {e}"),
+                }
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    tokio::task::yield_now().await;
+    ok("close", s.close().await);
+    for task in tasks {
+        if let Err(e) = task.await {
+            panic!("a task racing with close panicked: {e}");
+        }
+    }
+    assert!(matches!(s.get("k1").await, Err(Error::Closed)));
+    ok("second close", s.close().await);
+}
+
+/// 64 tasks × 500 mixed operations; each task's own keys end as a
+/// sequential model of that task predicts, and shared keys hold a value
+/// some task wrote.
+pub async fn concurrent_tasks(h: &dyn Harness) {
+    const TASKS: usize = 64;
+    const OPS: usize = 500;
+    let s = open(h, "concurrency").await;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+            let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+            let mut shared_written = BTreeSet::new();
+            for i in 0..OPS {
+                let own = format!("c/{t:02}/{}", rng.next() % 16);
+                match rng.next() % 10 {
+                    0..=3 => {
+                        let value = format!("{t}-{i}").into_bytes();
+                        ok("set", s.set(&own, &value, None).await);
+                        model.insert(own, value);
+                    }
+                    4..=5 => {
+                        ok("delete", s.delete(&own).await);
+                        model.remove(&own);
+                    }
+                    6..=7 => {
+                        let got = get(&*s, &own).await;
+                        assert_eq!(
+                            got.as_ref(),
+                            model.get(&own),
+                            "task {t} read back {own:?} wrongly"
+                        );
+                    }
+                    8 => {
+                        let shared = format!("s/{}", rng.next() % 4);
+                        let value = format!("{t}-{i}");
+                        ok("set", s.set(&shared, value.as_bytes(), None).await);
+                        shared_written.insert(value);
+                    }
+                    _ => {
+                        let mine = list(&*s, &format!("c/{t:02}/")).await;
+                        let want: Vec<&String> = model.keys().collect();
+                        assert_eq!(
+                            mine.iter().collect::<Vec<_>>(),
+                            want,
+                            "task {t} listed its keys wrongly"
+                        );
+                    }
+                }
+            }
+            (model, shared_written)
+        }));
+    }
+    let mut all_own = BTreeMap::new();
+    let mut all_shared = BTreeSet::new();
+    for task in tasks {
+        match task.await {
+            Ok((model, shared)) => {
+                all_own.extend(model);
+                all_shared.extend(shared);
+            }
+            Err(e) => panic!("a concurrent task failed: {e}"),
+        }
+    }
+    let want: Vec<&String> = all_own.keys().collect();
+    assert_eq!(list(&*s, "c/").await.iter().collect::<Vec<_>>(), want);
+    for (key, value) in &all_own {
+        assert_eq!(get(&*s, key).await.as_ref(), Some(value), "{key}");
+    }
+    for key in list(&*s, "s/").await {
+        let value = get(&*s, &key).await.unwrap_or_default();
+        let value = String::from_utf8(value).unwrap_or_default();
+        assert!(
+            all_shared.contains(&value),
+            "shared key {key} holds {value:?}, which nobody wrote"
+        );
+    }
+}
+
+/// Random operation sequences agree with a `BTreeMap` model, TTLs included
+/// (short TTLs only where the harness has a manual clock).
+///
+/// Runs under proptest, so a failure is shrunk to a short sequence.
+pub fn state_machine(rt: &tokio::runtime::Runtime, h: &dyn Harness) {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let cases = std::env::var("KVS_TEST_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let run = std::sync::atomic::AtomicUsize::new(0);
+    let strategy = model::ops(h.capabilities().manual_clock);
+    let result = runner.run(&strategy, |ops| {
+        let namespace = format!(
+            "model-{}",
+            run.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        rt.block_on(model::check(h, &namespace, &ops))
+            .map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        panic!("the store disagrees with the model: {e}");
+    }
+}
+
+/// A tiny deterministic generator, so that failures replay.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}

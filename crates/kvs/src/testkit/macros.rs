@@ -1,0 +1,65 @@
+//! `conformance_tests!`: one `#[test]` per case.
+
+/// Expands to one `#[test]` per conformance case, each running on a fresh
+/// harness from `$harness`, an `async fn() -> Option<H>` where
+/// `H: kvs::testkit::Harness` (`None` skips the backend).
+///
+/// The case list lives here once; adding a case to [`cases`](crate::testkit::cases)
+/// and to this list runs it on every backend.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:path) => {
+        $crate::__conformance_cases!($harness, CurrentThread:
+            set_get_overwrite,
+            missing_keys,
+            exists_follows_writes,
+            empty_value,
+            binary_values,
+            large_value,
+            ttl_expiry_is_visible_everywhere,
+            ttl_overwrite_without_ttl_is_permanent,
+            ttl_overwrite_replaces_ttl,
+            ttl_zero_and_long_survive,
+            ttl_delete_then_set,
+            list_prefix_and_all,
+            list_sorted_by_bytes,
+            list_matches_special_characters_literally,
+            list_is_case_sensitive,
+            list_non_ascii,
+            list_many_keys,
+            namespaces_are_isolated,
+            namespace_rules,
+            invalid_keys_change_nothing,
+            close_then_closed,
+        );
+        $crate::__conformance_cases!($harness, MultiThread:
+            close_races,
+            concurrent_tasks,
+        );
+
+        #[test]
+        fn state_machine() {
+            let rt = $crate::testkit::runtime($crate::testkit::Flavor::CurrentThread);
+            if let Some(harness) = rt.block_on($harness()) {
+                $crate::testkit::cases::state_machine(&rt, &harness);
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($harness:path, $flavor:ident: $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testkit::runtime($crate::testkit::Flavor::$flavor).block_on(async {
+                    if let Some(harness) = $harness().await {
+                        $crate::testkit::cases::$case(&harness).await;
+                    }
+                });
+            }
+        )*
+    };
+}

@@ -1,0 +1,168 @@
+//! The conformance suite: one set of cases that every backend runs.
+//!
+//! **Not covered by semver**: cases are added as the contract grows.
+//!
+//! A backend's test file provides a [`Harness`] (how to open a store for a
+//! namespace, what the backend can hold, how to move time) and expands
+//! [`conformance_tests!`](crate::conformance_tests) with a function that
+//! makes one:
+//!
+//! ```no_run
+//! async fn harness() -> Option<kvs::testkit::MemoryHarness> {
+//!     Some(kvs::testkit::MemoryHarness::default())
+//! }
+//! kvs::conformance_tests!(harness);
+//! ```
+//!
+//! That expands to one `#[test]` per case in [`cases`], each on a fresh
+//! harness. Most cases run on a current-thread runtime (the
+//! `#[tokio::test]` default); the concurrency cases run on a multi-thread
+//! one. The harness function returns `None` to skip a backend whose server
+//! is not reachable (see [`env::server`]); it then prints a loud line, and
+//! with `KVS_TEST_REQUIRE_ALL=1` (set in CI) panics instead.
+//!
+//! Third-party backends can run the same suite: enable the `testkit`
+//! feature in their dev-dependencies and implement [`Harness`].
+
+pub mod cases;
+pub mod env;
+mod macros;
+mod model;
+
+use crate::expiry::ManualClock;
+use crate::{MemoryConfig, MemoryStore, Result, Store};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a backend can do where backends legitimately differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// The largest value the backend stores, if it has a limit below 1 MiB
+    /// (DynamoDB's 400 KB item). Cases then expect `ValueTooLarge` above it.
+    pub max_value_size: Option<usize>,
+    /// Whether two stores opened for the same namespace see the same data
+    /// (true for files and servers; false for memory, where each `open` is
+    /// private).
+    pub shared_namespaces: bool,
+    /// Whether [`Harness::advance`] moves an injected clock (instant) rather
+    /// than sleeping. The model test only uses short TTLs when it does.
+    pub manual_clock: bool,
+}
+
+impl Capabilities {
+    /// Capabilities of a backend with no value limit, private stores and a
+    /// manual clock (the memory backend).
+    pub fn new() -> Capabilities {
+        Capabilities {
+            max_value_size: None,
+            shared_namespaces: false,
+            manual_clock: true,
+        }
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Capabilities {
+        Capabilities::new()
+    }
+}
+
+/// How the suite reaches the backend under test.
+#[async_trait::async_trait]
+pub trait Harness: Send + Sync + 'static {
+    /// Opens a store for `namespace` on the backend under test.
+    ///
+    /// A harness for a shared server should map `namespace` to one unique to
+    /// this harness (for example with [`unique_namespace`]), so that runs and
+    /// cases never meet, while keeping the characters the case chose.
+    async fn open(&self, namespace: &str) -> Result<Arc<dyn Store>>;
+
+    /// What the backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Moves the time the stores see forward by `by`: advances an injected
+    /// clock, or sleeps.
+    async fn advance(&self, by: Duration);
+}
+
+/// A namespace prefix unique to this process and call: `t<pid>x<n>-`.
+///
+/// ```
+/// let a = kvs::testkit::unique_namespace();
+/// let b = kvs::testkit::unique_namespace();
+/// assert_ne!(a, b);
+/// ```
+pub fn unique_namespace() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "t{}x{}x{nanos}-",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The harness for [`MemoryStore`]: every store reads one shared
+/// [`ManualClock`], and `advance` moves it.
+#[derive(Debug, Clone)]
+pub struct MemoryHarness {
+    clock: ManualClock,
+}
+
+impl Default for MemoryHarness {
+    fn default() -> MemoryHarness {
+        MemoryHarness {
+            clock: ManualClock::new(1_700_000_000_000),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Harness for MemoryHarness {
+    async fn open(&self, namespace: &str) -> Result<Arc<dyn Store>> {
+        let config = MemoryConfig::default();
+        let clock = Arc::new(self.clock.clone());
+        Ok(Arc::new(MemoryStore::with_clock(namespace, config, clock)?))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
+    }
+
+    async fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// Which tokio runtime a case runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `#[tokio::test]`'s default.
+    CurrentThread,
+    /// Two worker threads, for cases about concurrency.
+    MultiThread,
+}
+
+/// A tokio runtime of the given flavor, with I/O and timers enabled.
+///
+/// # Panics
+///
+/// If the runtime cannot be built (the test cannot run at all then).
+pub fn runtime(flavor: Flavor) -> tokio::runtime::Runtime {
+    let mut builder = match flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Flavor::MultiThread => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        }
+    };
+    match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build a tokio runtime for the conformance suite: {e}"),
+    }
+}
