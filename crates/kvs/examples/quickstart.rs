@@ -10,8 +10,20 @@ async fn main() -> kvs::Result<()> {
     let config = kvs::Config::from_yaml("type: memory\nnamespace: sessions")?;
     let store = kvs::open(&config).await?;
 
-    store.set("session:ada", b"{\"cart\":[1,2]}", Some(Duration::from_secs(1800))).await?;
-    store.set("session:bob", b"{\"cart\":[]}", Some(Duration::from_secs(1800))).await?;
+    store
+        .set(
+            "session:ada",
+            b"{\"cart\":[1,2]}",
+            Some(Duration::from_secs(1800)),
+        )
+        .await?;
+    store
+        .set(
+            "session:bob",
+            b"{\"cart\":[]}",
+            Some(Duration::from_secs(1800)),
+        )
+        .await?;
     store.set("stats:visits", b"2", None).await?;
 
     let value = store.get("session:ada").await?;

@@ -62,7 +62,7 @@ pub use config::{
 };
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};
-pub use store::Store;
+pub use store::{Store, StoreFuture};
 
 /// Re-exported so that users name the same `Bytes` type the trait returns.
 pub use bytes::Bytes;

@@ -2,25 +2,34 @@
 //!
 //! # Design
 //!
-//! Entries live in 64 shards, picked by a hash of the key. Each shard is an
-//! ordered map behind its own reader-writer lock:
+//! Entries live in 64 shards, picked by a hash of the key, each behind its
+//! own reader-writer lock, so tasks working on different keys rarely meet
+//! and readers of one shard never block each other. Inside a shard:
 //!
-//! - `get`/`set`/`delete`/`exists` lock one shard, so tasks working on
-//!   different keys rarely meet, and readers of one shard never block each
-//!   other;
-//! - `list`/`count` walk, in each shard, only the range of keys that start
-//!   with the prefix: O(shards · log n + matches), not O(n);
-//! - keys of up to 24 bytes are stored inline ([`CompactString`]), so a
-//!   lookup compares keys without chasing a pointer per node;
+//! - entries sit in a slab of slots, found by key through a hash table of
+//!   slot numbers: `get`/`set`/`delete`/`exists` cost one hash lookup;
+//! - an ordered map from key to slot answers `list`/`count`: each shard
+//!   walks only the keys that start with the prefix, so a query costs
+//!   O(shards · log n + matches), not O(n);
+//! - keys of up to 24 bytes are stored inline ([`CompactString`]);
 //! - values are [`Bytes`]: `get` hands out a reference-counted view of the
-//!   stored buffer, never a copy.
+//!   stored buffer, never a copy, and `set` swaps in a new buffer, so a
+//!   value handed out earlier never changes under its reader.
+//!
+//! Every operation completes without waiting, so the store answers with
+//! [`StoreFuture::ready`]: no allocation per call.
+//!
+//! The slab costs one more memory access per lookup than storing entries
+//! in the hash table itself, and saves about a sixth of the memory: a hash
+//! table is between 44% and 87% full, and its empty buckets then hold four
+//! bytes instead of a whole entry.
 //!
 //! Expiry follows mini-redis's design with its gaps closed: every read
 //! checks the deadline (an expired entry is invisible at once), and each
 //! shard also keeps its deadlines ordered in a set, so the background sweep
 //! pops exactly the expired entries — its cost grows with the number of
 //! expired keys, not with the number of keys. `set` and `delete` keep that
-//! set in step with the entries (see [`Shard::expirations`]).
+//! set in step with the entries (see [`Shard`]'s invariants).
 //!
 //! The sweep runs on a small thread of its own, so the store works the same
 //! inside or outside any tokio runtime, and `close` (or dropping the store)
@@ -29,9 +38,10 @@
 use crate::config::MemoryConfig;
 use crate::expiry::{deadline_ms, is_live, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, validate_key, validate_prefix};
-use crate::{Error, Result, Store};
+use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use compact_str::CompactString;
+use hashbrown::HashTable;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
@@ -41,9 +51,8 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Number of shards; a power of two so that picking one is a shift.
+/// Number of shards; a power of two so that picking one is a mask.
 const SHARDS: usize = 64;
-const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 /// Expired entries removed per write-lock hold, so a large sweep never
 /// stalls a shard's writers for long.
 const SWEEP_BATCH: usize = 256;
@@ -73,59 +82,154 @@ pub struct MemoryStore {
 struct Inner {
     namespace: String,
     shards: Box<[RwLock<Shard>]>,
-    hasher: foldhash::fast::FixedState,
+    hasher: KeyHasher,
     clock: Arc<dyn Clock>,
     /// Set once by `close`; every operation checks it first.
     closed: AtomicBool,
 }
 
-#[derive(Default)]
-struct Shard {
-    entries: BTreeMap<CompactString, Entry>,
-    /// Invariant: holds `(d, k)` exactly when `entries[k].expires_at == d`
-    /// and `d != NEVER`. [`Shard::insert`] and [`Shard::remove`] are the
-    /// only writers of `entries` and keep this true; the sweep relies on it
-    /// to find expired entries without scanning.
-    expirations: BTreeSet<(u64, CompactString)>,
+/// Hashes keys for both the shard choice and the shard's hash table.
+///
+/// The shard is chosen by bits 32..38 of the hash. `hashbrown` uses the low
+/// bits to pick a bucket and the top 7 bits as a tag, so neither loses
+/// entropy to the shard choice (below 2^32 buckets per shard).
+struct KeyHasher(foldhash::fast::FixedState);
+
+impl KeyHasher {
+    fn hash(&self, key: &str) -> u64 {
+        self.0.hash_one(key)
+    }
+
+    fn shard(hash: u64) -> usize {
+        (hash >> 32) as usize & (SHARDS - 1)
+    }
 }
 
-struct Entry {
+/// One shard's entries.
+///
+/// Invariants, kept by [`Shard::insert`] and [`Shard::remove_slot`] and
+/// nothing else:
+/// 1. `index` and `order` hold exactly the occupied slots of `slots`, each
+///    once, under the slot's key; `free` holds exactly the empty slots.
+/// 2. `expirations` holds `(d, i)` exactly when slot `i` is occupied and its
+///    `expires_at == d != NEVER`. The sweep relies on this to find expired
+///    entries without scanning, and never to remove a newer value.
+#[derive(Default)]
+struct Shard {
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    /// Slot numbers by the hash of their key, for point operations.
+    index: HashTable<u32>,
+    /// Slot numbers by key, in byte order, for prefix listing.
+    order: BTreeMap<CompactString, u32>,
+    expirations: BTreeSet<(u64, u32)>,
+}
+
+struct Slot {
+    key: CompactString,
     value: Bytes,
     /// Milliseconds since the epoch; [`NEVER`] for no TTL.
     expires_at: u64,
 }
 
+impl Slot {
+    fn is_live(&self, now: impl FnOnce() -> u64) -> bool {
+        self.expires_at == NEVER || is_live(self.expires_at, now())
+    }
+}
+
 impl Shard {
-    fn insert(&mut self, key: &str, entry: Entry) {
-        let new_deadline = entry.expires_at;
-        let old_deadline = match self.entries.get_mut(key) {
-            Some(old) => std::mem::replace(old, entry).expires_at,
+    fn find(&self, hash: u64, key: &str) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| {
+                slots[i as usize].as_ref().is_some_and(|s| s.key == key)
+            })
+            .copied()
+    }
+
+    fn slot(&self, i: u32) -> Option<&Slot> {
+        self.slots.get(i as usize).and_then(Option::as_ref)
+    }
+
+    fn get(&self, hash: u64, key: &str) -> Option<&Slot> {
+        self.find(hash, key).and_then(|i| self.slot(i))
+    }
+
+    /// Stores `value` under `key`; returns the replaced value so that the
+    /// caller can free it after releasing the lock.
+    fn insert(
+        &mut self,
+        hasher: &KeyHasher,
+        hash: u64,
+        key: &str,
+        value: Bytes,
+        expires_at: u64,
+    ) -> Option<Bytes> {
+        if let Some(i) = self.find(hash, key) {
+            let slot = self.slots[i as usize].as_mut()?;
+            if slot.expires_at != expires_at {
+                if slot.expires_at != NEVER {
+                    self.expirations.remove(&(slot.expires_at, i));
+                }
+                if expires_at != NEVER {
+                    self.expirations.insert((expires_at, i));
+                }
+                slot.expires_at = expires_at;
+            }
+            return Some(std::mem::replace(&mut slot.value, value));
+        }
+        let key = CompactString::from(key);
+        let slot = Slot {
+            key: key.clone(),
+            value,
+            expires_at,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(slot);
+                i
+            }
             None => {
-                self.entries.insert(CompactString::from(key), entry);
-                NEVER
+                // 2^32 entries in one shard would not fit in memory anyway.
+                let i = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+                self.slots.push(Some(slot));
+                i
             }
         };
-        if old_deadline != new_deadline {
-            if old_deadline != NEVER {
-                self.expirations
-                    .remove(&(old_deadline, CompactString::from(key)));
-            }
-            if new_deadline != NEVER {
-                self.expirations
-                    .insert((new_deadline, CompactString::from(key)));
-            }
+        let slots = &self.slots;
+        self.index.insert_unique(hash, i, |&j| {
+            slots[j as usize]
+                .as_ref()
+                .map_or(0, |s| hasher.hash(&s.key))
+        });
+        self.order.insert(key, i);
+        if expires_at != NEVER {
+            self.expirations.insert((expires_at, i));
         }
+        None
     }
 
-    fn remove(&mut self, key: &str) -> Option<Entry> {
-        let entry = self.entries.remove(key)?;
-        if entry.expires_at != NEVER {
-            self.expirations
-                .remove(&(entry.expires_at, CompactString::from(key)));
+    /// Empties slot `i`, whose key hashes to `hash`, and returns what it held.
+    fn remove_slot(&mut self, hash: u64, i: u32) -> Option<Slot> {
+        let slot = self.slots.get_mut(i as usize)?.take()?;
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+            entry.remove();
         }
-        Some(entry)
+        self.order.remove(&slot.key);
+        if slot.expires_at != NEVER {
+            self.expirations.remove(&(slot.expires_at, i));
+        }
+        self.free.push(i);
+        Some(slot)
     }
 
+    fn remove(&mut self, hash: u64, key: &str) -> Option<Slot> {
+        let i = self.find(hash, key)?;
+        self.remove_slot(hash, i)
+    }
+
+    /// Whether some entry's deadline has passed at `now_ms`.
     fn has_expired(&self, now_ms: u64) -> bool {
         self.expirations
             .first()
@@ -133,13 +237,18 @@ impl Shard {
     }
 
     /// Removes up to `limit` expired entries, oldest deadline first.
-    fn pop_expired(&mut self, now_ms: u64, limit: usize) -> usize {
+    fn pop_expired(&mut self, hasher: &KeyHasher, now_ms: u64, limit: usize) -> usize {
         let mut removed = 0;
         while removed < limit && self.has_expired(now_ms) {
-            if let Some((_, key)) = self.expirations.pop_first() {
-                self.entries.remove(&key);
-                removed += 1;
+            let Some(&(_, i)) = self.expirations.first() else {
+                break;
+            };
+            let hash = self.slot(i).map_or(0, |s| hasher.hash(&s.key));
+            if self.remove_slot(hash, i).is_none() {
+                // Unreachable while invariant 2 holds; never loop forever on it.
+                self.expirations.pop_first();
             }
+            removed += 1;
         }
         removed
     }
@@ -150,11 +259,44 @@ impl Shard {
         prefix: &'a str,
         now_ms: u64,
     ) -> impl Iterator<Item = &'a CompactString> + 'a {
-        self.entries
+        // Only a shard holding an expired (not yet swept) entry needs each
+        // key's deadline checked; by invariant 2 the others need no lookups.
+        let check = self.has_expired(now_ms);
+        self.order
             .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(move |(key, _)| key.starts_with(prefix))
-            .filter(move |(_, entry)| is_live(entry.expires_at, now_ms))
+            .filter(move |(_, &i)| !check || self.slot(i).is_some_and(|s| s.is_live(|| now_ms)))
             .map(|(key, _)| key)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Panics unless the invariants on [`Shard`] hold.
+    #[cfg(test)]
+    fn check_invariants(&self, hasher: &KeyHasher) {
+        let occupied: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| self.slot(i).is_some())
+            .collect();
+        assert_eq!(
+            occupied.len() + self.free.len(),
+            self.slots.len(),
+            "invariant 1: free list"
+        );
+        assert_eq!(self.index.len(), occupied.len(), "invariant 1: index");
+        assert_eq!(self.order.len(), occupied.len(), "invariant 1: order");
+        let mut deadlines = BTreeSet::new();
+        for &i in &occupied {
+            let slot = self.slot(i).expect("occupied");
+            assert_eq!(self.find(hasher.hash(&slot.key), &slot.key), Some(i));
+            assert_eq!(self.order.get(&slot.key), Some(&i));
+            if slot.expires_at != NEVER {
+                deadlines.insert((slot.expires_at, i));
+            }
+        }
+        assert_eq!(deadlines, self.expirations, "invariant 2: expirations");
     }
 }
 
@@ -176,7 +318,7 @@ impl MemoryStore {
         let inner = Arc::new(Inner {
             namespace: normalize_namespace(namespace)?,
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            hasher: foldhash::fast::FixedState::with_seed(0x6b76_735f_6d65_6d31),
+            hasher: KeyHasher(foldhash::fast::FixedState::with_seed(0x6b76_735f_6d65_6d31)),
             clock,
             closed: AtomicBool::new(false),
         });
@@ -232,10 +374,10 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn shard(&self, key: &str) -> &RwLock<Shard> {
-        let hash = self.hasher.hash_one(key);
-        // The high bits of foldhash are its best mixed.
-        &self.shards[(hash >> (64 - SHARD_BITS)) as usize]
+    /// The key's hash and the shard that holds it.
+    fn shard(&self, key: &str) -> (u64, &RwLock<Shard>) {
+        let hash = self.hasher.hash(key);
+        (hash, &self.shards[KeyHasher::shard(hash)])
     }
 
     fn now_ms(&self) -> u64 {
@@ -252,7 +394,7 @@ impl Inner {
                 if self.closed.load(Ordering::Acquire) {
                     return removed;
                 }
-                removed += shard.write().pop_expired(now, SWEEP_BATCH);
+                removed += shard.write().pop_expired(&self.hasher, now, SWEEP_BATCH);
             }
         }
         if removed > 0 {
@@ -260,58 +402,68 @@ impl Inner {
         }
         removed
     }
+
+    fn matching_count(&self, prefix: &str) -> usize {
+        let now = self.now_ms();
+        self.shards
+            .iter()
+            .map(|shard| shard.read().matching(prefix, now).count())
+            .sum()
+    }
 }
 
-#[async_trait::async_trait]
-impl Store for MemoryStore {
-    async fn get(&self, key: &str) -> Result<Bytes> {
+/// The operations, without waiting: the [`Store`] impl wraps each result
+/// in [`StoreFuture::ready`].
+impl MemoryStore {
+    fn get_now(&self, key: &str) -> Result<Bytes> {
         validate_key(key)?;
         let inner = self.open_inner()?;
-        let shard = inner.shard(key).read();
-        match shard.entries.get(key) {
-            Some(e) if e.expires_at == NEVER || is_live(e.expires_at, inner.now_ms()) => {
-                Ok(e.value.clone())
-            }
+        let (hash, shard) = inner.shard(key);
+        let shard = shard.read();
+        match shard.get(hash, key) {
+            Some(slot) if slot.is_live(|| inner.now_ms()) => Ok(slot.value.clone()),
             _ => Err(Error::NotFound),
         }
     }
 
-    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+    fn set_now(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         validate_key(key)?;
         let inner = self.open_inner()?;
         let expires_at = match ttl {
             Some(ttl) if !ttl.is_zero() => deadline_ms(inner.now_ms(), Some(ttl)),
             _ => NEVER,
         };
-        // Copy the value before taking the lock, to keep the lock short.
-        let entry = Entry {
-            value: Bytes::copy_from_slice(value),
-            expires_at,
-        };
-        inner.shard(key).write().insert(key, entry);
+        // Copy the value before taking the lock and free the old one after
+        // releasing it, so the lock is held only to swap them.
+        let value = Bytes::copy_from_slice(value);
+        let (hash, shard) = inner.shard(key);
+        let old = shard
+            .write()
+            .insert(&inner.hasher, hash, key, value, expires_at);
+        drop(old);
         Ok(())
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
+    fn delete_now(&self, key: &str) -> Result<()> {
         validate_key(key)?;
         let inner = self.open_inner()?;
-        let removed = inner.shard(key).write().remove(key);
-        // Free the value after the lock is released.
+        let (hash, shard) = inner.shard(key);
+        let removed = shard.write().remove(hash, key);
         drop(removed);
         Ok(())
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
+    fn exists_now(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
         let inner = self.open_inner()?;
-        let shard = inner.shard(key).read();
+        let (hash, shard) = inner.shard(key);
+        let shard = shard.read();
         Ok(shard
-            .entries
-            .get(key)
-            .is_some_and(|e| e.expires_at == NEVER || is_live(e.expires_at, inner.now_ms())))
+            .get(hash, key)
+            .is_some_and(|slot| slot.is_live(|| inner.now_ms())))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    fn list_now(&self, prefix: &str) -> Result<Vec<String>> {
         validate_prefix(prefix)?;
         let inner = self.open_inner()?;
         let now = inner.now_ms();
@@ -319,23 +471,17 @@ impl Store for MemoryStore {
         for shard in inner.shards.iter() {
             keys.extend(shard.read().matching(prefix, now).map(|k| k.to_string()));
         }
-        // Each shard is sorted; one sort merges them (and `str` order is byte order).
+        // Each shard is sorted; one sort merges them (`str` order is byte order).
         keys.sort_unstable();
         Ok(keys)
     }
 
-    async fn count(&self, prefix: &str) -> Result<usize> {
+    fn count_now(&self, prefix: &str) -> Result<usize> {
         validate_prefix(prefix)?;
-        let inner = self.open_inner()?;
-        let now = inner.now_ms();
-        Ok(inner
-            .shards
-            .iter()
-            .map(|shard| shard.read().matching(prefix, now).count())
-            .sum())
+        Ok(self.open_inner()?.matching_count(prefix))
     }
 
-    async fn close(&self) -> Result<()> {
+    fn close_now(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -345,6 +491,41 @@ impl Store for MemoryStore {
             drop(old);
         }
         Ok(())
+    }
+}
+
+impl Store for MemoryStore {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
+        StoreFuture::ready(self.get_now(key))
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        StoreFuture::ready(self.set_now(key, value, ttl))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        StoreFuture::ready(self.delete_now(key))
+    }
+
+    fn exists<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        StoreFuture::ready(self.exists_now(key))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
+        StoreFuture::ready(self.list_now(prefix))
+    }
+
+    fn count<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
+        StoreFuture::ready(self.count_now(prefix))
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        StoreFuture::ready(self.close_now())
     }
 }
 
@@ -436,6 +617,12 @@ mod tests {
         (store, clock)
     }
 
+    fn check(store: &MemoryStore) {
+        for shard in store.inner.shards.iter() {
+            shard.read().check_invariants(&store.inner.hasher);
+        }
+    }
+
     fn expirations_len(store: &MemoryStore) -> usize {
         store
             .inner
@@ -446,12 +633,7 @@ mod tests {
     }
 
     fn entries_len(store: &MemoryStore) -> usize {
-        store
-            .inner
-            .shards
-            .iter()
-            .map(|s| s.read().entries.len())
-            .sum()
+        store.inner.shards.iter().map(|s| s.read().len()).sum()
     }
 
     #[tokio::test]
@@ -466,6 +648,7 @@ mod tests {
         assert_eq!(store.purge_expired(), 50);
         assert_eq!(entries_len(&store), 50);
         assert_eq!(expirations_len(&store), 0);
+        check(&store);
     }
 
     #[tokio::test]
@@ -500,6 +683,7 @@ mod tests {
         clock.advance(Duration::from_secs(2));
         assert_eq!(store.purge_expired(), 0);
         assert_eq!(&store.get("c").await.unwrap()[..], b"new");
+        check(&store);
     }
 
     #[tokio::test]
@@ -509,6 +693,10 @@ mod tests {
         let a = store.get("k").await.unwrap();
         let b = store.get("k").await.unwrap();
         assert_eq!(a.as_ptr(), b.as_ptr(), "get must not copy the value");
+        // An overwrite swaps in a new buffer; the one handed out is unchanged.
+        store.set("k", &[8; 4096], None).await.unwrap();
+        assert_eq!(&a[..], &[7; 4096][..]);
+        assert_eq!(&store.get("k").await.unwrap()[..], &[8; 4096][..]);
     }
 
     #[tokio::test]
@@ -534,6 +722,33 @@ mod tests {
             store.sweeper.lock().is_none(),
             "close must join the sweep thread"
         );
+    }
+
+    proptest::proptest! {
+        /// Random writes, deletes, clock moves and sweeps keep every shard's
+        /// invariants.
+        #[test]
+        fn invariants_hold(ops in proptest::collection::vec((0u8..4, 0u16..64, 0u8..3), 1..200)) {
+            let (store, clock) = store_with_clock(Duration::ZERO);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                for (op, key, ttl) in ops {
+                    let key = format!("k{key}");
+                    let ttl = [None, Some(Duration::from_secs(1)), Some(Duration::from_secs(5))][usize::from(ttl)];
+                    match op {
+                        0 | 1 => store.set(&key, b"v", ttl).await.unwrap(),
+                        2 => store.delete(&key).await.unwrap(),
+                        _ => {
+                            clock.advance(Duration::from_millis(700));
+                            store.purge_expired();
+                        }
+                    }
+                }
+            });
+            check(&store);
+            let slots: usize = store.inner.shards.iter().map(|s| s.read().slots.len()).sum();
+            proptest::prop_assert!(slots <= 64, "{} slots for at most 64 keys: freed slots must be reused", slots);
+        }
     }
 
     #[test]
