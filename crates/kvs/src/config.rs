@@ -539,6 +539,31 @@ dynamodb: { table_name: kvs, region: us-east-1, endpoint: http://127.0.0.1:8000,
         assert!(text.contains("<redacted>"));
     }
 
+    proptest::proptest! {
+        /// Arbitrary text gives a config or an `InvalidConfig`, never a panic.
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,200}") {
+            for result in [Config::from_yaml(&text), Config::from_json(&text)] {
+                if let Err(e) = result {
+                    proptest::prop_assert!(matches!(e, Error::InvalidConfig { .. }), "{e:?}");
+                }
+            }
+        }
+
+        /// Near-valid documents: known keys with random values.
+        #[test]
+        fn near_valid_yaml_never_panics(
+            kind in "(memory|sqlite|leveldb|redis|dynamodb|x)",
+            key in "(namespace|path|table_name|region|memory|leveldb|redis|sqlite|dynamodb)",
+            value in "[a-z0-9:{}\\[\\], \"'.-]{0,20}",
+        ) {
+            let text = format!("type: {kind}\n{key}: {value}\n");
+            if let Err(e) = Config::from_yaml(&text) {
+                proptest::prop_assert!(matches!(e, Error::InvalidConfig { .. }), "{e:?}");
+            }
+        }
+    }
+
     #[test]
     fn type_names_are_case_insensitive() {
         assert_eq!(
