@@ -43,7 +43,7 @@ async fn close_leaves_no_sweep_thread_behind() {
         stores.push(kvs::open(&config).await.unwrap());
     }
     assert_eq!(
-        threads_named(NAME),
+        settle(NAME, before + 10),
         before + 10,
         "one sweep thread per store"
     );
