@@ -30,7 +30,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The default interval between expiry sweeps of the memory and LevelDB backends.
+/// The default interval between expiry sweeps of the backends that sweep.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// A storage backend.
@@ -229,14 +229,26 @@ impl fmt::Debug for Redacted {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SqliteConfig {
-    /// The database file (default `./kvs.db`).
+    /// The database file (default `./kvs.db`); missing parent directories
+    /// are created.
     pub path: PathBuf,
+    /// `true`: every commit reaches the disk before it is acknowledged
+    /// (`synchronous=FULL`), so it survives a power loss. `false` (the
+    /// default): `synchronous=NORMAL`, which in WAL mode still survives the
+    /// process being killed, but a power loss can lose the last commits.
+    pub sync_writes: bool,
+    /// How often expired rows are deleted (default 5 min). Expired rows are
+    /// invisible at once whatever this says. `0` turns the sweep off.
+    #[serde(deserialize_with = "de_duration")]
+    pub cleanup_interval: Duration,
 }
 
 impl Default for SqliteConfig {
     fn default() -> SqliteConfig {
         SqliteConfig {
             path: PathBuf::from("./kvs.db"),
+            sync_writes: false,
+            cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
         }
     }
 }

@@ -195,6 +195,35 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The smallest string greater than every string that starts with `prefix`,
+/// or `None` if there is none (`prefix` is empty or all `U+10FFFF`).
+///
+/// The text form of [`prefix_successor`], for engines that compare keys as
+/// text (SQLite's `TEXT` columns): the last character is incremented instead
+/// of the last byte, so the bound is still valid UTF-8. UTF-8 orders like
+/// code points, so `prefix <= k < successor` is exactly "k starts with prefix".
+///
+/// ```
+/// assert_eq!(kvs::key::prefix_successor_str("ab").as_deref(), Some("ac"));
+/// assert_eq!(kvs::key::prefix_successor_str("a\u{7f}").as_deref(), Some("a\u{80}"));
+/// assert_eq!(kvs::key::prefix_successor_str("\u{d7ff}").as_deref(), Some("\u{e000}"));
+/// assert_eq!(kvs::key::prefix_successor_str(""), None);
+/// ```
+pub fn prefix_successor_str(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{d7ff}' => Some('\u{e000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// Longest directory name [`namespace_dir_name`] produces before it switches
 /// to the hashed form; well under the 255-byte file-name limit of common file
 /// systems.
@@ -390,6 +419,22 @@ mod tests {
             if let Some(end) = prefix_successor(&prefix) {
                 prop_assert!(key < end);
                 prop_assert!(prefix < end);
+            }
+        }
+
+        #[test]
+        fn text_successor_bounds_exactly_the_prefix(prefix in "\\PC{0,4}", key in "\\PC{0,6}") {
+            if let Some(end) = prefix_successor_str(&prefix) {
+                let in_range = key.as_str() >= prefix.as_str() && key.as_str() < end.as_str();
+                prop_assert_eq!(in_range, key.starts_with(&prefix));
+            }
+        }
+
+        #[test]
+        fn byte_successor_bounds_exactly_the_prefix(prefix in any::<Vec<u8>>(), key in any::<Vec<u8>>()) {
+            if let Some(end) = prefix_successor(&prefix) {
+                let in_range = key >= prefix && key < end;
+                prop_assert_eq!(in_range, key.starts_with(&prefix));
             }
         }
 

@@ -32,7 +32,7 @@
 //! | feature    | backend                         | default |
 //! |------------|---------------------------------|---------|
 //! | `memory`   | [`MemoryStore`] (always built)  | yes     |
-//! | `sqlite`   | SQLite (in progress)            | yes     |
+//! | `sqlite`   | `SqliteStore`                   | yes     |
 //! | `leveldb`  | LevelDB (in progress)           | yes     |
 //! | `redis`    | Redis (in progress)             | no      |
 //! | `dynamodb` | DynamoDB (in progress)          | no      |
@@ -56,6 +56,8 @@ mod store;
 pub mod testkit;
 
 pub use backend::memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use backend::sqlite::SqliteStore;
 pub use config::{
     BackendKind, Config, DynamoDbConfig, LevelDbConfig, MemoryConfig, RedisConfig, SqliteConfig,
     DEFAULT_CLEANUP_INTERVAL,
@@ -91,6 +93,10 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             &config.namespace,
             config.memory.clone(),
         )?)),
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => Ok(Arc::new(
+            SqliteStore::open(&config.namespace, config.sqlite.clone()).await?,
+        )),
         other => Err(not_built(other)),
     }
 }

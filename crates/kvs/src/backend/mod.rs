@@ -3,3 +3,6 @@
 //! own type.
 
 pub mod memory;
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;

@@ -1,0 +1,723 @@
+//! The SQLite backend: [`SqliteStore`] (feature `sqlite`).
+//!
+//! # Schema
+//!
+//! One database file holds any number of namespaces, in one ordinary table
+//! that `sqlite3 kvs.db` can read:
+//!
+//! ```sql
+//! CREATE TABLE kvs (
+//!     namespace  TEXT    NOT NULL,
+//!     key        TEXT    NOT NULL,
+//!     value      BLOB    NOT NULL,
+//!     expires_at INTEGER,            -- ms since the Unix epoch; NULL = never
+//!     PRIMARY KEY (namespace, key)
+//! ) WITHOUT ROWID;
+//! CREATE INDEX kvs_expiry ON kvs (expires_at) WHERE expires_at IS NOT NULL;
+//! ```
+//!
+//! `PRAGMA user_version` is the schema version (1). Text compares with
+//! SQLite's `BINARY` collation, which is byte order, so `ORDER BY key` is the
+//! order the [`Store`] contract asks for. A prefix query is the index range
+//! `key >= prefix AND key < successor(prefix)`
+//! ([`prefix_successor_str`]) — never `LIKE` or `GLOB`, which treat `%`, `_`,
+//! `*` as wildcards and fold ASCII case.
+//!
+//! Every read filters `expires_at`, so an expired row is invisible at once;
+//! the sweep deletes expired rows through the partial index on
+//! `expires_at`, touching only them.
+//!
+//! # Threads
+//!
+//! SQLite calls block, so none runs on the async executor:
+//!
+//! - **Writes** go to one writer thread per database file, which owns the
+//!   only write connection. It takes every write that is waiting and commits
+//!   them in one transaction (group commit): with `sync_writes: true`, many
+//!   tasks writing at once share each `fsync`. The same thread runs the
+//!   expiry sweep between batches.
+//! - **Reads** run on tokio's blocking pool, each on a connection from a
+//!   small pool. In WAL mode readers never wait for the writer.
+//!
+//! Stores opened on the same file in one process share the writer thread
+//! and the read pool; the file is closed when the last of them is closed.
+//!
+//! # Durability
+//!
+//! The database runs in WAL mode. With `sync_writes: false` (the default,
+//! `synchronous=NORMAL`) an acknowledged write survives the process being
+//! killed; with `sync_writes: true` (`synchronous=FULL`) it also survives a
+//! power loss, because each commit is `fsync`ed before it is acknowledged.
+
+use crate::config::SqliteConfig;
+use crate::expiry::{deadline_ms, Clock, SystemClock, NEVER};
+use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
+use crate::{Error, Result, Store, StoreFuture};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+const BACKEND: &str = "sqlite";
+/// The schema version in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+/// SQLite's default limit on a string or blob (SQLITE_MAX_LENGTH), less room
+/// for the row's other columns.
+const MAX_VALUE_LEN: usize = 1_000_000_000 - 4096;
+/// Writes committed in one transaction at most.
+const MAX_BATCH: usize = 1024;
+/// Expired rows deleted per sweep statement, so writes can interleave.
+const SWEEP_BATCH: usize = 1000;
+/// Idle read connections kept per database.
+const MAX_IDLE_READERS: usize = 8;
+/// How long a connection waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A store in a SQLite database file.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kvs::Result<()> {
+/// use kvs::{SqliteConfig, SqliteStore, Store};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut config = SqliteConfig::default();
+/// config.path = dir.path().join("app.db");
+/// let store = SqliteStore::open("prefs", config).await?;
+/// store.set("theme", b"dark", None).await?;
+/// assert_eq!(&store.get("theme").await?[..], b"dark");
+/// store.close().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct SqliteStore {
+    namespace: Arc<str>,
+    clock: Arc<dyn Clock>,
+    /// `None` once closed; every operation takes a clone of the `Arc` first,
+    /// so an operation racing with `close` either has it and completes, or
+    /// finds `None` and returns `Closed`.
+    database: Mutex<Option<Arc<Database>>>,
+}
+
+/// One open database file, shared by every store opened on it.
+struct Database {
+    path: PathBuf,
+    /// Sends writes to the writer thread; dropping it stops the thread.
+    writes: Mutex<Option<mpsc::Sender<Command>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// The files open in this process, so that opening one again shares it.
+static OPEN: Mutex<Option<HashMap<PathBuf, Weak<Database>>>> = Mutex::new(None);
+
+enum Write {
+    Set {
+        key: String,
+        value: Vec<u8>,
+        expires_at: Option<i64>,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+struct Command {
+    namespace: Arc<str>,
+    write: Write,
+    done: oneshot::Sender<Result<()>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `config.path` for `namespace`.
+    pub async fn open(namespace: &str, config: SqliteConfig) -> Result<SqliteStore> {
+        SqliteStore::open_with_clock(namespace, config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`SqliteStore::open`], reading time from `clock`.
+    pub async fn open_with_clock(
+        namespace: &str,
+        config: SqliteConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SqliteStore> {
+        let namespace: Arc<str> = normalize_namespace(namespace)?.into();
+        let sweep_clock = Arc::clone(&clock);
+        let database = blocking(move || Database::open_shared(&config, sweep_clock)).await?;
+        Ok(SqliteStore {
+            namespace,
+            clock,
+            database: Mutex::new(Some(database)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.database.lock().as_ref().map(|db| db.path.clone())
+    }
+
+    fn database(&self) -> Result<Arc<Database>> {
+        self.database.lock().clone().ok_or(Error::Closed)
+    }
+
+    fn now(&self) -> i64 {
+        to_sql_time(self.clock.now_ms()).unwrap_or(i64::MAX)
+    }
+
+    /// Runs `read` on a pooled connection on tokio's blocking pool.
+    fn read<'a, T: Send + 'static>(
+        &'a self,
+        what: &'static str,
+        read: impl FnOnce(&Connection, &str, i64) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreFuture<'a, T> {
+        let database = match self.database() {
+            Ok(db) => db,
+            Err(e) => return StoreFuture::ready(Err(e)),
+        };
+        let namespace = Arc::clone(&self.namespace);
+        let now = self.now();
+        StoreFuture::boxed(blocking(move || {
+            let conn = database.reader()?;
+            let result = read(&conn, &namespace, now).map_err(|e| database.error(what, e));
+            database.give_back(conn);
+            result
+        }))
+    }
+
+    fn write<'a>(&'a self, write: Write) -> StoreFuture<'a, ()> {
+        let database = match self.database() {
+            Ok(db) => db,
+            Err(e) => return StoreFuture::ready(Err(e)),
+        };
+        let (done, result) = oneshot::channel();
+        let command = Command {
+            namespace: Arc::clone(&self.namespace),
+            write,
+            done,
+        };
+        let sent = database
+            .writes
+            .lock()
+            .as_ref()
+            .is_some_and(|writes| writes.send(command).is_ok());
+        StoreFuture::boxed(async move {
+            if !sent {
+                return Err(Error::Closed);
+            }
+            // The writer drops `done` without answering only when it stops.
+            result.await.unwrap_or(Err(Error::Closed))
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        let key = key.to_owned();
+        let read = self.read("reading a key", move |conn, namespace, now| {
+            conn.prepare_cached(
+                "SELECT value FROM kvs WHERE namespace = ?1 AND key = ?2 \
+                 AND (expires_at IS NULL OR expires_at >= ?3)",
+            )?
+            .query_row(params![namespace, key, now], |row| row.get::<_, Vec<u8>>(0))
+            .optional()
+        });
+        StoreFuture::boxed(async move {
+            match read.await? {
+                Some(value) => Ok(Bytes::from(value)),
+                None => Err(Error::NotFound),
+            }
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        if value.len() > MAX_VALUE_LEN {
+            return StoreFuture::ready(Err(Error::ValueTooLarge {
+                backend: BACKEND,
+                key: key.to_owned(),
+                size: value.len(),
+                limit: MAX_VALUE_LEN,
+            }));
+        }
+        let expires_at = to_sql_time(deadline_ms(self.clock.now_ms(), ttl));
+        self.write(Write::Set {
+            key: key.to_owned(),
+            value: value.to_vec(),
+            expires_at,
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        self.write(Write::Delete {
+            key: key.to_owned(),
+        })
+    }
+
+    fn exists<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        let key = key.to_owned();
+        self.read("checking a key", move |conn, namespace, now| {
+            conn.prepare_cached(
+                "SELECT 1 FROM kvs WHERE namespace = ?1 AND key = ?2 \
+                 AND (expires_at IS NULL OR expires_at >= ?3)",
+            )?
+            .exists(params![namespace, key, now])
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
+        if let Err(e) = validate_prefix(prefix) {
+            return StoreFuture::ready(Err(e));
+        }
+        let (start, end) = (prefix.to_owned(), prefix_successor_str(prefix));
+        self.read("listing keys", move |conn, namespace, now| {
+            let mut statement = conn.prepare_cached(
+                "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 \
+                 AND (?3 IS NULL OR key < ?3) \
+                 AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key",
+            )?;
+            let keys = statement
+                .query_map(params![namespace, start, end, now], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>();
+            keys
+        })
+    }
+
+    fn count<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
+        if let Err(e) = validate_prefix(prefix) {
+            return StoreFuture::ready(Err(e));
+        }
+        let (start, end) = (prefix.to_owned(), prefix_successor_str(prefix));
+        self.read("counting keys", move |conn, namespace, now| {
+            let count: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM kvs WHERE namespace = ?1 AND key >= ?2 \
+                     AND (?3 IS NULL OR key < ?3) \
+                     AND (expires_at IS NULL OR expires_at >= ?4)",
+                )?
+                .query_row(params![namespace, start, end, now], |row| row.get(0))?;
+            Ok(usize::try_from(count).unwrap_or(0))
+        })
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        let database = self.database.lock().take();
+        StoreFuture::boxed(async move {
+            // The last store to let go of the database stops its writer and
+            // closes its connections; that blocks, so it runs off the executor.
+            if let Some(database) = database {
+                blocking(move || {
+                    drop(database);
+                    Ok(())
+                })
+                .await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("namespace", &self.namespace)
+            .field("path", &self.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds as SQLite's `INTEGER`, `None` (NULL) for never.
+fn to_sql_time(ms: u64) -> Option<i64> {
+    if ms == NEVER {
+        return None;
+    }
+    // Beyond year 292 million: as good as never.
+    i64::try_from(ms).ok()
+}
+
+/// Runs blocking work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => Err(Error::backend(BACKEND, "a blocking SQLite task failed", e)),
+    }
+}
+
+impl Database {
+    /// The database at `config.path`, shared with other stores of this process.
+    fn open_shared(config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
+        let path = absolute(&config.path)?;
+        let mut open = OPEN.lock();
+        let open = open.get_or_insert_with(HashMap::new);
+        if let Some(database) = open.get(&path).and_then(Weak::upgrade) {
+            return Ok(database);
+        }
+        let database = Arc::new(Database::open(path.clone(), config, clock)?);
+        open.retain(|_, db| db.strong_count() > 0);
+        open.insert(path, Arc::downgrade(&database));
+        Ok(database)
+    }
+
+    fn open(path: PathBuf, config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Database> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::backend(
+                    BACKEND,
+                    format!("creating the directory {}", parent.display()),
+                    e,
+                )
+            })?;
+        }
+        let conn = connect(&path)?;
+        let synchronous = if config.sync_writes { "FULL" } else { "NORMAL" };
+        let setup = format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};");
+        conn.execute_batch(&setup)
+            .map_err(|e| sqlite_error(&path, "setting up", e))?;
+        create_schema(&conn, &path)?;
+        let (writes, queue) = mpsc::channel();
+        let writer_path = path.clone();
+        let interval = config.cleanup_interval;
+        let writer = std::thread::Builder::new()
+            .name("kvs-sqlite-writer".into())
+            .spawn(move || writer_loop(&conn, &writer_path, &queue, interval, clock.as_ref()))
+            .map_err(|e| Error::backend(BACKEND, "starting the writer thread", e))?;
+        Ok(Database {
+            path,
+            writes: Mutex::new(Some(writes)),
+            writer: Mutex::new(Some(writer)),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn reader(&self) -> Result<Connection> {
+        if let Some(conn) = self.readers.lock().pop() {
+            return Ok(conn);
+        }
+        let conn = connect(&self.path)?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut readers = self.readers.lock();
+        if readers.len() < MAX_IDLE_READERS {
+            readers.push(conn);
+        }
+    }
+
+    fn error(&self, what: &str, e: rusqlite::Error) -> Error {
+        sqlite_error(&self.path, what, e)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop once it has answered
+        // every write already queued.
+        drop(self.writes.lock().take());
+        if let Some(writer) = self.writer.lock().take() {
+            if writer.join().is_err() {
+                tracing::error!(path = %self.path.display(), "kvs sqlite writer thread panicked");
+            }
+        }
+        self.readers.lock().clear();
+    }
+}
+
+/// `path` made absolute without requiring it to exist, so that two
+/// spellings of one file share one [`Database`].
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path)
+        .map_err(|e| Error::config(format!("sqlite path {}: {e}", path.display())))?;
+    // Resolve symlinks in the part that exists.
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(parent), Some(name)) => match parent.canonicalize() {
+            Ok(parent) => Ok(parent.join(name)),
+            Err(_) => Ok(absolute),
+        },
+        _ => Err(Error::config(format!(
+            "sqlite path {} does not name a file",
+            path.display()
+        ))),
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| sqlite_error(path, "opening", e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sqlite_error(path, "configuring", e))?;
+    Ok(conn)
+}
+
+fn create_schema(conn: &Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| sqlite_error(path, "reading the schema version of", e))?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::backend(
+            BACKEND,
+            format!("opening {}", path.display()),
+            format!("its kvs schema version is {version}, newer than this kvs understands ({SCHEMA_VERSION}); upgrade kvs"),
+        ));
+    }
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TABLE IF NOT EXISTS kvs (
+             namespace  TEXT    NOT NULL,
+             key        TEXT    NOT NULL,
+             value      BLOB    NOT NULL,
+             expires_at INTEGER,
+             PRIMARY KEY (namespace, key)
+         ) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS kvs_expiry ON kvs (expires_at) WHERE expires_at IS NOT NULL;
+         PRAGMA user_version = 1;
+         COMMIT;",
+    )
+    .map_err(|e| sqlite_error(path, "creating the schema in", e))
+}
+
+fn sqlite_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
+    Error::backend(BACKEND, format!("{what} {}", path.display()), e)
+}
+
+/// The writer thread: commits every waiting write in one transaction, and
+/// sweeps expired rows every `interval`, until the channel closes.
+fn writer_loop(
+    conn: &Connection,
+    path: &Path,
+    queue: &mpsc::Receiver<Command>,
+    interval: Duration,
+    clock: &dyn Clock,
+) {
+    let sweeps = !interval.is_zero();
+    let mut next_sweep = Instant::now() + interval;
+    loop {
+        let first = if sweeps {
+            let wait = next_sweep.saturating_duration_since(Instant::now());
+            match queue.recv_timeout(wait) {
+                Ok(command) => Some(command),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match queue.recv() {
+                Ok(command) => Some(command),
+                Err(mpsc::RecvError) => return,
+            }
+        };
+        if let Some(first) = first {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            commit(conn, path, batch);
+        }
+        if sweeps && Instant::now() >= next_sweep {
+            if let Err(e) = sweep(conn, clock.now_ms()) {
+                tracing::warn!(path = %path.display(), error = %e, "kvs sqlite expiry sweep failed");
+            }
+            next_sweep = Instant::now() + interval;
+        }
+    }
+}
+
+/// Applies `batch` in one transaction and answers each command.
+///
+/// A statement that fails has no effect and fails only its own command;
+/// if the commit fails, every command fails.
+fn commit(conn: &Connection, path: &Path, batch: Vec<Command>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        fail_all(
+            path,
+            "starting a write to",
+            &e,
+            batch.into_iter().map(|c| c.done),
+        );
+        return;
+    }
+    let results: Vec<(oneshot::Sender<Result<()>>, Result<()>)> = batch
+        .into_iter()
+        .map(|command| {
+            let result = apply(conn, &command.namespace, &command.write)
+                .map_err(|e| sqlite_error(path, "writing to", e));
+            (command.done, result)
+        })
+        .collect();
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for (done, result) in results {
+                let _ = done.send(result);
+            }
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            fail_all(
+                path,
+                "committing to",
+                &e,
+                results.into_iter().map(|(done, _)| done),
+            );
+        }
+    }
+}
+
+/// Answers every waiting write with the same failure.
+fn fail_all(
+    path: &Path,
+    what: &str,
+    e: &rusqlite::Error,
+    waiting: impl Iterator<Item = oneshot::Sender<Result<()>>>,
+) {
+    for done in waiting {
+        let source = std::io::Error::other(e.to_string());
+        let _ = done.send(Err(Error::backend(
+            BACKEND,
+            format!("{what} {}", path.display()),
+            source,
+        )));
+    }
+}
+
+fn apply(conn: &Connection, namespace: &str, write: &Write) -> rusqlite::Result<()> {
+    match write {
+        Write::Set {
+            key,
+            value,
+            expires_at,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO kvs (namespace, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (namespace, key) DO UPDATE \
+                 SET value = excluded.value, expires_at = excluded.expires_at",
+            )?
+            .execute(params![namespace, key, value, expires_at])?;
+        }
+        Write::Delete { key } => {
+            conn.prepare_cached("DELETE FROM kvs WHERE namespace = ?1 AND key = ?2")?
+                .execute(params![namespace, key])?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes rows whose deadline has passed, in batches, through the
+/// `kvs_expiry` index; returns how many.
+fn sweep(conn: &Connection, now_ms: u64) -> rusqlite::Result<usize> {
+    let now = to_sql_time(now_ms).unwrap_or(i64::MAX);
+    let mut removed = 0;
+    loop {
+        let n = conn
+            .prepare_cached(
+                "DELETE FROM kvs WHERE (namespace, key) IN \
+                 (SELECT namespace, key FROM kvs WHERE expires_at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![now, SWEEP_BATCH as i64])?;
+        removed += n;
+        if n < SWEEP_BATCH {
+            return Ok(removed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_uses_the_expiry_index() {
+        let conn = Connection::open_in_memory().unwrap();
+        create_schema(&conn, Path::new(":memory:")).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT namespace, key FROM kvs WHERE expires_at < 5 LIMIT 10",
+            )
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("kvs_expiry")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn prefix_queries_use_the_primary_key_range() {
+        let conn = Connection::open_in_memory().unwrap();
+        create_schema(&conn, Path::new(":memory:")).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT key FROM kvs WHERE namespace = 'n' AND key >= 'a' \
+                 AND ('b' IS NULL OR key < 'b') AND (expires_at IS NULL OR expires_at >= 0) ORDER BY key",
+            )
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let plan = plan.join(" | ");
+        assert!(
+            plan.contains("SEARCH kvs USING PRIMARY KEY (namespace=? AND key>? AND key<?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
+    }
+
+    #[test]
+    fn sweep_deletes_only_expired_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        create_schema(&conn, Path::new(":memory:")).unwrap();
+        for i in 0..2500 {
+            let expires: Option<i64> = if i % 2 == 0 { Some(100) } else { None };
+            apply(
+                &conn,
+                "n",
+                &Write::Set {
+                    key: format!("k{i}"),
+                    value: vec![],
+                    expires_at: expires,
+                },
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            sweep(&conn, 100).unwrap(),
+            0,
+            "a row at its deadline is still live"
+        );
+        assert_eq!(sweep(&conn, 101).unwrap(), 1250);
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM kvs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1250);
+    }
+}
