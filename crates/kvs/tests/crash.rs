@@ -126,3 +126,75 @@ fn sqlite_keeps_every_acknowledged_write_through_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
     crash_rounds(&temp_spec("sqlite", dir.path(), "crash.db"));
 }
+
+/// Not a test of its own: writes `KVS_FSYNC_WRITES` keys one after another
+/// to the store named by `KVS_FSYNC_CHILD`, for the strace tests below.
+#[tokio::test]
+async fn fsync_writer_child() {
+    let Ok(spec) = std::env::var("KVS_FSYNC_CHILD") else {
+        return;
+    };
+    let writes: usize = std::env::var("KVS_FSYNC_WRITES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let store = open(&spec).await;
+    for i in 0..writes {
+        store.set(&format!("k{i}"), b"v", None).await.expect("set");
+    }
+    store.close().await.expect("close");
+}
+
+/// How many `fsync`/`fdatasync` calls the child makes for `writes`
+/// sequential durable writes, traced by strace; `None` if strace is missing.
+fn traced_syncs(spec: &str, writes: usize, dir: &Path) -> Option<usize> {
+    let strace_ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !strace_ok {
+        assert!(
+            !kvs::testkit::env::require_all(),
+            "strace is missing; scripts/test installs it"
+        );
+        eprintln!("!!!!! SKIPPED: fsync proof — strace is not installed !!!!!");
+        return None;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let log = dir.join("strace.log");
+    let status = Command::new("strace")
+        .args(["-f", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&log)
+        .arg(&exe)
+        .args(["--exact", "fsync_writer_child", "--test-threads=1"])
+        .env("KVS_FSYNC_CHILD", spec)
+        .env("KVS_FSYNC_WRITES", writes.to_string())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run strace");
+    assert!(status.success(), "the traced writer failed");
+    let trace = std::fs::read_to_string(&log).expect("strace log");
+    Some(
+        trace
+            .lines()
+            .filter(|l| (l.contains("fsync(") || l.contains("fdatasync(")) && l.contains("= 0"))
+            .count(),
+    )
+}
+
+#[test]
+fn sqlite_durable_writes_call_fsync() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    const WRITES: usize = 20;
+    let durable = temp_spec("sqlite", dir.path(), "durable.db");
+    let Some(syncs) = traced_syncs(&durable, WRITES, dir.path()) else {
+        return;
+    };
+    eprintln!(
+        "sqlite, sync_writes: true — {WRITES} sequential writes made {syncs} fsync/fdatasync calls"
+    );
+    assert!(
+        syncs >= WRITES,
+        "each durable commit must reach the disk: {syncs} syncs for {WRITES} writes"
+    );
+}

@@ -155,3 +155,75 @@ async fn an_unwritable_directory_is_a_clear_error() {
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
     assert!(err.to_string().contains("locked"), "{err}");
 }
+
+/// The `sqlite3` program, or `None` after a loud skip line (a failure when
+/// every backend is required, as in CI, where `scripts/test` installs it).
+fn sqlite3_cli() -> Option<&'static str> {
+    let found = std::process::Command::new("sqlite3")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some("sqlite3");
+    }
+    assert!(
+        !kvs::testkit::env::require_all(),
+        "the sqlite3 program is missing; scripts/test installs it"
+    );
+    eprintln!("!!!!! SKIPPED: sqlite3 interop — the sqlite3 program is not installed !!!!!");
+    None
+}
+
+#[tokio::test]
+async fn the_file_is_an_ordinary_sqlite_database() {
+    let Some(sqlite3) = sqlite3_cli() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    let path = config.path.clone();
+    let store = SqliteStore::open("app", config.clone()).await.unwrap();
+    store.set("user:1", b"ada", None).await.unwrap();
+    store
+        .set("user:2", b"\x00\xff", Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+
+    // Our rows, seen by the sqlite3 program while the store is open (WAL).
+    let out = std::process::Command::new(sqlite3)
+        .arg(&path)
+        .arg("SELECT namespace || '|' || key || '|' || hex(value) || '|' || (expires_at IS NULL) FROM kvs ORDER BY key;")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "app|user:1|616461|1\napp|user:2|00FF|0\n"
+    );
+    let tables = std::process::Command::new(sqlite3)
+        .arg(&path)
+        .arg(".tables")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&tables.stdout).contains("kvs"));
+
+    // And a row written by the sqlite3 program is a key to us.
+    let insert = std::process::Command::new(sqlite3)
+        .arg(&path)
+        .arg("INSERT INTO kvs (namespace, key, value, expires_at) VALUES ('app', 'from-cli', CAST('hello' AS BLOB), NULL);")
+        .output()
+        .unwrap();
+    assert!(
+        insert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&insert.stderr)
+    );
+    assert_eq!(&store.get("from-cli").await.unwrap()[..], b"hello");
+    assert_eq!(
+        store.list("").await.unwrap(),
+        vec!["from-cli", "user:1", "user:2"]
+    );
+    store.close().await.unwrap();
+}
