@@ -50,6 +50,8 @@ mod duration;
 mod error;
 pub mod expiry;
 pub mod key;
+#[cfg_attr(not(any(feature = "sqlite", feature = "leveldb")), allow(dead_code))]
+mod registry;
 mod store;
 
 #[cfg(feature = "testkit")]

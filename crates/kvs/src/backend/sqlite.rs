@@ -52,14 +52,14 @@
 use crate::config::SqliteConfig;
 use crate::expiry::{deadline_ms, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
+use crate::registry::{absolute, Registry};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -114,8 +114,8 @@ struct Database {
     readers: Mutex<Vec<Connection>>,
 }
 
-/// The files open in this process, so that opening one again shares it.
-static OPEN: Mutex<Option<HashMap<PathBuf, Weak<Database>>>> = Mutex::new(None);
+/// The database files open in this process.
+static OPEN: Registry<Database> = Registry::new();
 
 enum Write {
     Set {
@@ -368,16 +368,16 @@ async fn blocking<T: Send + 'static>(
 impl Database {
     /// The database at `config.path`, shared with other stores of this process.
     fn open_shared(config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
-        let path = absolute(&config.path)?;
-        let mut open = OPEN.lock();
-        let open = open.get_or_insert_with(HashMap::new);
-        if let Some(database) = open.get(&path).and_then(Weak::upgrade) {
-            return Ok(database);
+        let path = absolute(&config.path, "sqlite path")?;
+        if path.file_name().is_none() {
+            return Err(Error::config(format!(
+                "sqlite path {} does not name a file",
+                path.display()
+            )));
         }
-        let database = Arc::new(Database::open(path.clone(), config, clock)?);
-        open.retain(|_, db| db.strong_count() > 0);
-        open.insert(path, Arc::downgrade(&database));
-        Ok(database)
+        OPEN.get_or_open(&path, |path| {
+            Database::open(path.to_path_buf(), config, clock)
+        })
     }
 
     fn open(path: PathBuf, config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Database> {
@@ -442,24 +442,6 @@ impl Drop for Database {
             }
         }
         self.readers.lock().clear();
-    }
-}
-
-/// `path` made absolute without requiring it to exist, so that two
-/// spellings of one file share one [`Database`].
-fn absolute(path: &Path) -> Result<PathBuf> {
-    let absolute = std::path::absolute(path)
-        .map_err(|e| Error::config(format!("sqlite path {}: {e}", path.display())))?;
-    // Resolve symlinks in the part that exists.
-    match (absolute.parent(), absolute.file_name()) {
-        (Some(parent), Some(name)) => match parent.canonicalize() {
-            Ok(parent) => Ok(parent.join(name)),
-            Err(_) => Ok(absolute),
-        },
-        _ => Err(Error::config(format!(
-            "sqlite path {} does not name a file",
-            path.display()
-        ))),
     }
 }
 
