@@ -8,7 +8,7 @@
 use crate::{Error, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 /// Open handles of type `T` by absolute path.
@@ -49,23 +49,25 @@ impl<T> Registry<T> {
 pub(crate) fn absolute(path: &Path, what: &str) -> Result<PathBuf> {
     let absolute = std::path::absolute(path)
         .map_err(|e| Error::config(format!("{what} {}: {e}", path.display())))?;
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(resolved) = existing.canonicalize() {
-            return Ok(rest
-                .iter()
-                .rev()
-                .fold(resolved, |p: PathBuf, part| p.join(part)));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                existing = parent;
+    let parts: Vec<Component<'_>> = absolute.components().collect();
+    // Resolve the longest prefix that exists; what follows does not exist,
+    // so it holds no symlinks, and `..` there can be applied lexically.
+    for split in (1..=parts.len()).rev() {
+        let Ok(mut resolved) = parts[..split].iter().collect::<PathBuf>().canonicalize() else {
+            continue;
+        };
+        for part in &parts[split..] {
+            match part {
+                Component::ParentDir => {
+                    resolved.pop();
+                }
+                Component::Normal(name) => resolved.push(name),
+                _ => {}
             }
-            _ => return Ok(absolute),
         }
+        return Ok(resolved);
     }
+    Ok(absolute)
 }
 
 #[cfg(test)]
