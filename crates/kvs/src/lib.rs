@@ -33,7 +33,7 @@
 //! |------------|---------------------------------|---------|
 //! | `memory`   | [`MemoryStore`] (always built)  | yes     |
 //! | `sqlite`   | `SqliteStore`                   | yes     |
-//! | `leveldb`  | LevelDB (in progress)           | yes     |
+//! | `leveldb`  | `LevelDbStore`                  | yes     |
 //! | `redis`    | Redis (in progress)             | no      |
 //! | `dynamodb` | DynamoDB (in progress)          | no      |
 //! | `full`     | all of the above                | no      |
@@ -57,6 +57,8 @@ mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+#[cfg(feature = "leveldb")]
+pub use backend::leveldb::LevelDbStore;
 pub use backend::memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use backend::sqlite::SqliteStore;
@@ -98,6 +100,10 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         #[cfg(feature = "sqlite")]
         BackendKind::Sqlite => Ok(Arc::new(
             SqliteStore::open(&config.namespace, config.sqlite.clone()).await?,
+        )),
+        #[cfg(feature = "leveldb")]
+        BackendKind::LevelDb => Ok(Arc::new(
+            LevelDbStore::open(&config.namespace, config.leveldb.clone()).await?,
         )),
         other => Err(not_built(other)),
     }

@@ -18,12 +18,16 @@ const KILLS: u64 = 20;
 /// Opens the durable store named by `spec` (`backend:path`).
 async fn open(spec: &str) -> Arc<dyn Store> {
     let (backend, path) = spec.split_once(':').expect("backend:path");
-    let config = match backend {
-        "sqlite" => format!(
-            "type: sqlite\nnamespace: crash\nsqlite: {{ path: {path:?}, sync_writes: true }}"
-        ),
+    // `leveldb-nosync` is LevelDB without `sync_writes`, for comparison.
+    let (kind, sync) = match backend {
+        "sqlite" => ("sqlite", true),
+        "leveldb" => ("leveldb", true),
+        "leveldb-nosync" => ("leveldb", false),
         other => panic!("no crash test for {other}"),
     };
+    let config = format!(
+        "type: {kind}\nnamespace: crash\n{kind}: {{ path: {path:?}, sync_writes: {sync} }}"
+    );
     let config = kvs::Config::from_yaml(&config).expect("config");
     kvs::open(&config).await.expect("open")
 }
@@ -196,5 +200,35 @@ fn sqlite_durable_writes_call_fsync() {
     assert!(
         syncs >= WRITES,
         "each durable commit must reach the disk: {syncs} syncs for {WRITES} writes"
+    );
+}
+
+#[test]
+fn leveldb_keeps_every_acknowledged_write_through_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    crash_rounds(&temp_spec("leveldb", dir.path(), "crash"));
+}
+
+#[test]
+fn leveldb_durable_writes_call_fsync() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    const WRITES: usize = 20;
+    let durable = temp_spec("leveldb", dir.path(), "durable");
+    let Some(syncs) = traced_syncs(&durable, WRITES, dir.path()) else {
+        return;
+    };
+    let relaxed = temp_spec("leveldb-nosync", dir.path(), "relaxed");
+    let relaxed_syncs = traced_syncs(&relaxed, WRITES, dir.path()).unwrap_or(0);
+    eprintln!(
+        "leveldb — {WRITES} sequential writes: {syncs} fsync/fdatasync calls with sync_writes: true, \
+         {relaxed_syncs} with sync_writes: false"
+    );
+    assert!(
+        syncs >= WRITES,
+        "each durable write must reach the disk: {syncs} syncs for {WRITES} writes"
+    );
+    assert!(
+        relaxed_syncs < WRITES,
+        "sync_writes: false should not sync every write ({relaxed_syncs})"
     );
 }

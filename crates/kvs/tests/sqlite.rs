@@ -33,6 +33,7 @@ impl Harness for SqliteHarness {
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::new();
         caps.shared_namespaces = true;
+        caps.persistent = true;
         caps
     }
 
@@ -54,55 +55,6 @@ fn config_in(dir: &std::path::Path) -> SqliteConfig {
     let mut config = SqliteConfig::default();
     config.path = dir.join("nested/dirs/kvs.db");
     config
-}
-
-#[tokio::test]
-async fn values_and_ttls_survive_reopen_and_expired_keys_stay_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(1_700_000_000_000);
-    let store = SqliteStore::open_with_clock("ns", config_in(dir.path()), Arc::new(clock.clone()))
-        .await
-        .unwrap();
-    store.set("forever", b"1", None).await.unwrap();
-    store
-        .set("short", b"2", Some(Duration::from_secs(10)))
-        .await
-        .unwrap();
-    store
-        .set("long", b"3", Some(Duration::from_secs(3600)))
-        .await
-        .unwrap();
-    store.close().await.unwrap();
-
-    clock.advance(Duration::from_secs(60));
-    let store = SqliteStore::open_with_clock("ns", config_in(dir.path()), Arc::new(clock.clone()))
-        .await
-        .unwrap();
-    assert_eq!(store.list("").await.unwrap(), vec!["forever", "long"]);
-    assert!(matches!(store.get("short").await, Err(Error::NotFound)));
-    clock.advance(Duration::from_secs(3600));
-    assert_eq!(store.list("").await.unwrap(), vec!["forever"]);
-    store.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn two_stores_on_one_file_share_it_and_close_independently() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = SqliteStore::open("a", config_in(dir.path())).await.unwrap();
-    let a2 = SqliteStore::open("a", config_in(dir.path())).await.unwrap();
-    let b = SqliteStore::open("b", config_in(dir.path())).await.unwrap();
-    a.set("k", b"from a", None).await.unwrap();
-    assert_eq!(&a2.get("k").await.unwrap()[..], b"from a");
-    assert!(matches!(b.get("k").await, Err(Error::NotFound)));
-    a.close().await.unwrap();
-    assert!(matches!(a.get("k").await, Err(Error::Closed)));
-    assert_eq!(
-        &a2.get("k").await.unwrap()[..],
-        b"from a",
-        "closing one store must not close the others"
-    );
-    a2.close().await.unwrap();
-    b.close().await.unwrap();
 }
 
 #[tokio::test]

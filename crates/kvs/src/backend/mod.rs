@@ -6,3 +6,6 @@ pub mod memory;
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+#[cfg(feature = "leveldb")]
+pub mod leveldb;

@@ -443,6 +443,57 @@ pub async fn namespace_rules(h: &dyn Harness) {
     }
 }
 
+/// Two stores of one namespace see each other's writes, and closing one
+/// leaves the other working (backends with shared namespaces).
+pub async fn same_namespace_shares_state(h: &dyn Harness) {
+    if !h.capabilities().shared_namespaces {
+        return;
+    }
+    let a = open(h, "shared").await;
+    let a2 = open(h, "shared").await;
+    let b = open(h, "shared-not").await;
+    set(&*a, "k", b"from a", None).await;
+    assert_eq!(
+        get(&*a2, "k").await.as_deref(),
+        Some(&b"from a"[..]),
+        "a second store of the namespace must see the first's write"
+    );
+    assert!(get(&*b, "k").await.is_none());
+    ok("close", a.close().await);
+    assert!(matches!(a.get("k").await, Err(Error::Closed)));
+    assert_eq!(
+        get(&*a2, "k").await.as_deref(),
+        Some(&b"from a"[..]),
+        "closing one store must not close the others"
+    );
+    set(&*a2, "k2", b"v", None).await;
+    ok("close", a2.close().await);
+    ok("close", b.close().await);
+}
+
+/// Values and TTLs survive closing and reopening; expired keys are not
+/// revived (persistent backends).
+pub async fn reopen_keeps_values_and_ttls(h: &dyn Harness) {
+    if !h.capabilities().persistent {
+        return;
+    }
+    let s = open(h, "reopen").await;
+    set(&*s, "forever", b"1", None).await;
+    set(&*s, "short", b"2", Some(SHORT_TTL)).await;
+    set(&*s, "long", b"3", Some(LONG_TTL)).await;
+    ok("close", s.close().await);
+    h.advance(PAST_SHORT_TTL).await;
+    let s = open(h, "reopen").await;
+    assert_listing(&*s, "", &["forever", "long"]).await;
+    assert!(
+        get(&*s, "short").await.is_none(),
+        "an expired key must stay gone after reopening"
+    );
+    assert_eq!(get(&*s, "long").await.as_deref(), Some(&b"3"[..]));
+    assert_eq!(get(&*s, "forever").await.as_deref(), Some(&b"1"[..]));
+    ok("close", s.close().await);
+}
+
 /// Invalid keys give `InvalidKey` from every operation and change nothing.
 pub async fn invalid_keys_change_nothing(h: &dyn Harness) {
     let s = open(h, "invalid-keys").await;

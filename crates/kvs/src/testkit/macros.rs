@@ -31,6 +31,8 @@ macro_rules! conformance_tests {
             namespace_rules,
             invalid_keys_change_nothing,
             close_then_closed,
+            same_namespace_shares_state,
+            reopen_keeps_values_and_ttls,
         );
         $crate::__conformance_cases!($harness, MultiThread:
             close_races,

@@ -46,6 +46,9 @@ pub struct Capabilities {
     /// (true for files and servers; false for memory, where each `open` is
     /// private).
     pub shared_namespaces: bool,
+    /// Whether data outlives the stores: closing every store and opening the
+    /// namespace again finds it (files and servers, not memory).
+    pub persistent: bool,
     /// Whether [`Harness::advance`] moves an injected clock (instant) rather
     /// than sleeping. The model test only uses short TTLs when it does.
     pub manual_clock: bool,
@@ -58,6 +61,7 @@ impl Capabilities {
         Capabilities {
             max_value_size: None,
             shared_namespaces: false,
+            persistent: false,
             manual_clock: true,
         }
     }
