@@ -392,12 +392,14 @@ impl Drop for Handle {
 }
 
 fn open_db(dir: &Path, sync: bool) -> Result<DB> {
-    let mut options = Options::default();
-    options.create_if_missing = true;
-    options.env = std::rc::Rc::new(Box::new(SyncingEnv {
-        inner: PosixDiskEnv::new(),
-        sync,
-    }));
+    let options = Options {
+        create_if_missing: true,
+        env: std::rc::Rc::new(Box::new(SyncingEnv {
+            inner: PosixDiskEnv::new(),
+            sync,
+        })),
+        ..Options::default()
+    };
     DB::open(dir, options).map_err(|e| leveldb_error(dir, "opening", e))
 }
 
