@@ -1,15 +1,220 @@
 //! `kvs`: the command line of the kvs key-value library.
+//!
+//! ```text
+//! kvs set greeting hello --ttl 10m
+//! kvs get greeting                 # prints the value, raw
+//! kvs --store redis://127.0.0.1:6379/0 list user:
+//! ```
+//!
+//! Exit codes: 0 success, 1 error, 2 bad usage, 3 key not found.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use kvs::{Config, Error, Store};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
 
-/// Get, set and list keys in any kvs store (memory, SQLite, LevelDB, Redis, DynamoDB).
+/// Get, set and list keys in any kvs store: memory, SQLite, LevelDB, Redis, DynamoDB.
 ///
-/// The commands arrive with the embedded backends; this build only prints
-/// its help and version.
+/// Without --store or --config (or KVS_STORE), kvs uses a SQLite database
+/// in the platform's data directory.
 #[derive(Parser, Debug)]
-#[command(name = "kvs", version, about, long_about = None)]
-struct Cli {}
+#[command(name = "kvs", version, about, after_help = STORE_HELP)]
+struct Cli {
+    /// The store, as a URL (see below). Also read from KVS_STORE.
+    #[arg(
+        long,
+        global = true,
+        env = "KVS_STORE",
+        conflicts_with = "config",
+        hide_env_values = true
+    )]
+    store: Option<String>,
 
-fn main() {
-    let _cli = Cli::parse();
+    /// A YAML or JSON configuration file (`type: sqlite`, ...).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// The namespace, overriding the one in the URL or file.
+    #[arg(long, short, global = true)]
+    namespace: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+const STORE_HELP: &str = "\
+Store URLs:
+  memory://
+  sqlite://PATH                      e.g. sqlite://./app.db, sqlite:///var/lib/app/kvs.db
+  leveldb://PATH
+  redis://[user:pass@]host:port/db   rediss:// for TLS
+  dynamodb://TABLE?region=R&endpoint=URL
+each with an optional ?namespace=NAME.
+
+Exit codes: 0 success, 1 error, 2 bad usage, 3 key not found.";
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the value of KEY to stdout, as raw bytes.
+    Get { key: String },
+    /// Store VALUE (or, without it, everything on stdin) under KEY.
+    Set {
+        key: String,
+        value: Option<String>,
+        /// Expire the key after this long: 30s, 10m, 1h30m.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+    },
+    /// Remove KEY (succeeds if it is absent).
+    Delete { key: String },
+    /// Print true or false; exit 0 either way.
+    Exists { key: String },
+    /// Print the keys starting with PREFIX (all keys without it), one a line, sorted.
+    List { prefix: Option<String> },
+    /// Print how many keys start with PREFIX (all keys without it).
+    Count { prefix: Option<String> },
+}
+
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    kvs::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Exit code for a key that is not there.
+const NOT_FOUND: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start: {e}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::NotFound) => {
+            eprintln!("kvs: key not found");
+            ExitCode::from(NOT_FOUND)
+        }
+        Err(Failure::Message(message)) => fail(&message),
+    }
+}
+
+/// Why a command failed: a missing key has an exit code of its own.
+enum Failure {
+    NotFound,
+    Message(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        match e {
+            Error::NotFound => Failure::NotFound,
+            e => Failure::Message(e.to_string()),
+        }
+    }
+}
+
+fn io_failure(what: &str, e: std::io::Error) -> Failure {
+    Failure::Message(format!("{what}: {e}"))
+}
+
+fn fail(message: &str) -> ExitCode {
+    let message = message.strip_prefix("kvs: ").unwrap_or(message);
+    eprintln!("kvs: {message}");
+    ExitCode::FAILURE
+}
+
+fn config(cli: &Cli) -> kvs::Result<Config> {
+    let mut config = if let Some(url) = &cli.store {
+        Config::from_url(url)?
+    } else if let Some(file) = &cli.config {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::InvalidConfig {
+            message: format!("cannot read {}: {e}", file.display()),
+        })?;
+        let is_json = file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_json {
+            Config::from_json(&text)?
+        } else {
+            Config::from_yaml(&text)?
+        }
+    } else {
+        default_config()?
+    };
+    if let Some(namespace) = &cli.namespace {
+        config.namespace = namespace.clone();
+    }
+    Ok(config)
+}
+
+/// SQLite in the platform's data directory: `<data dir>/kvs/kvs.db`.
+fn default_config() -> kvs::Result<Config> {
+    let dir = dirs::data_dir().ok_or_else(|| Error::InvalidConfig {
+        message: "this platform has no data directory; pass --store or --config".into(),
+    })?;
+    let mut config = Config::new(kvs::BackendKind::Sqlite);
+    config.sqlite.path = dir.join("kvs").join("kvs.db");
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let store = kvs::open(&config(&cli)?).await?;
+    let result = execute(&*store, cli.command).await;
+    let closed = store.close().await;
+    result?;
+    Ok(closed?)
+}
+
+async fn execute(store: &dyn Store, command: Command) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let written = match command {
+        Command::Get { key } => {
+            let value = store.get(&key).await?;
+            out.write_all(&value)
+        }
+        Command::Set { key, value, ttl } => {
+            let value = match value {
+                Some(value) => value.into_bytes(),
+                None => {
+                    let mut buffer = Vec::new();
+                    tokio::io::stdin()
+                        .read_to_end(&mut buffer)
+                        .await
+                        .map_err(|e| io_failure("reading the value from stdin", e))?;
+                    buffer
+                }
+            };
+            store.set(&key, &value, ttl).await?;
+            Ok(())
+        }
+        Command::Delete { key } => {
+            store.delete(&key).await?;
+            Ok(())
+        }
+        Command::Exists { key } => writeln!(out, "{}", store.exists(&key).await?),
+        Command::List { prefix } => {
+            let mut written = Ok(());
+            for key in store.list(prefix.as_deref().unwrap_or("")).await? {
+                written = writeln!(out, "{key}");
+                if written.is_err() {
+                    break;
+                }
+            }
+            written
+        }
+        Command::Count { prefix } => writeln!(
+            out,
+            "{}",
+            store.count(prefix.as_deref().unwrap_or("")).await?
+        ),
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(|e| io_failure("writing to stdout", e))
 }

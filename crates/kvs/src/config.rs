@@ -185,8 +185,12 @@ impl Default for LevelDbConfig {
 pub struct RedisConfig {
     /// `host:port` of the server.
     pub addr: String,
+    /// The ACL user name; empty for the default user.
+    pub username: String,
     /// The password (`AUTH`); empty for none.
     pub password: String,
+    /// Connect with TLS (`rediss://`).
+    pub tls: bool,
     /// The database number.
     pub db: u32,
     /// Connections to keep; `0` picks a default.
@@ -197,7 +201,9 @@ impl Default for RedisConfig {
     fn default() -> RedisConfig {
         RedisConfig {
             addr: "127.0.0.1:6379".into(),
+            username: String::new(),
             password: String::new(),
+            tls: false,
             db: 0,
             pool_size: 0,
         }
@@ -208,7 +214,9 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("addr", &self.addr)
+            .field("username", &self.username)
             .field("password", &Redacted(!self.password.is_empty()))
+            .field("tls", &self.tls)
             .field("db", &self.db)
             .field("pool_size", &self.pool_size)
             .finish()
@@ -325,6 +333,33 @@ impl Config {
         let file: FileConfig = serde_saphyr::from_str(text)
             .map_err(|e| Error::config(format!("cannot parse YAML: {e}")))?;
         file.resolve()
+    }
+
+    /// Parses a store URL: `memory://`, `sqlite://PATH`, `leveldb://PATH`,
+    /// `redis://[user:pass@]host:port/db`, `rediss://...` (TLS) or
+    /// `dynamodb://TABLE?region=...&endpoint=...`, each with an optional
+    /// `?namespace=...`.
+    ///
+    /// Other query parameters: `sync_writes` and `cleanup_interval` (sqlite,
+    /// leveldb), `cleanup_interval` (memory), `pool_size` (redis), `region`,
+    /// `endpoint` and `create_table` (dynamodb). Paths and credentials are
+    /// percent-decoded. An unknown parameter is an error, and no error
+    /// repeats a password.
+    ///
+    /// ```
+    /// use kvs::{BackendKind, Config};
+    ///
+    /// let config = Config::from_url("sqlite:///var/lib/app/kvs.db?namespace=prefs").unwrap();
+    /// assert_eq!(config.backend, BackendKind::Sqlite);
+    /// assert_eq!(config.sqlite.path, std::path::Path::new("/var/lib/app/kvs.db"));
+    /// assert_eq!(config.namespace, "prefs");
+    ///
+    /// let config = Config::from_url("redis://app:s3cret@cache:6380/2").unwrap();
+    /// assert_eq!((config.redis.addr.as_str(), config.redis.db), ("cache:6380", 2));
+    /// assert!(!format!("{config:?}").contains("s3cret"));
+    /// ```
+    pub fn from_url(url: &str) -> Result<Config> {
+        crate::store_url::parse(url)
     }
 
     /// Parses a JSON configuration (either shape, see the module docs).

@@ -53,6 +53,7 @@ pub mod key;
 #[cfg_attr(not(any(feature = "sqlite", feature = "leveldb")), allow(dead_code))]
 mod registry;
 mod store;
+mod store_url;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

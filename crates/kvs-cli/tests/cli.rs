@@ -1,0 +1,192 @@
+//! The `kvs` binary, driven as a user drives it.
+
+use assert_cmd::Command;
+use std::path::Path;
+
+fn kvs(store: &str) -> Command {
+    let mut cmd = Command::cargo_bin("kvs").expect("the kvs binary");
+    cmd.env_remove("KVS_STORE").arg("--store").arg(store);
+    cmd
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("cli.db").display())
+}
+
+#[test]
+fn set_get_list_count_delete_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    kvs(&url)
+        .args(["set", "user:1", "ada"])
+        .assert()
+        .success()
+        .stdout("");
+    kvs(&url)
+        .args(["set", "user:2", "bob", "--ttl", "10m"])
+        .assert()
+        .success();
+    kvs(&url).args(["set", "other", "x"]).assert().success();
+    kvs(&url)
+        .args(["get", "user:1"])
+        .assert()
+        .success()
+        .stdout("ada");
+    kvs(&url)
+        .args(["list", "user:"])
+        .assert()
+        .success()
+        .stdout("user:1\nuser:2\n");
+    kvs(&url)
+        .args(["list"])
+        .assert()
+        .success()
+        .stdout("other\nuser:1\nuser:2\n");
+    kvs(&url)
+        .args(["count", "user:"])
+        .assert()
+        .success()
+        .stdout("2\n");
+    kvs(&url)
+        .args(["exists", "user:1"])
+        .assert()
+        .success()
+        .stdout("true\n");
+    kvs(&url).args(["delete", "user:1"]).assert().success();
+    kvs(&url)
+        .args(["exists", "user:1"])
+        .assert()
+        .success()
+        .stdout("false\n");
+    kvs(&url).args(["delete", "user:1"]).assert().success();
+}
+
+#[test]
+fn values_from_stdin_are_binary_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let bytes: Vec<u8> = (0..=255).collect();
+    kvs(&url)
+        .args(["set", "blob"])
+        .write_stdin(bytes.clone())
+        .assert()
+        .success();
+    let out = kvs(&url).args(["get", "blob"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stdout == bytes,
+        "the value must come back byte for byte"
+    );
+}
+
+#[test]
+fn missing_keys_exit_3_with_one_line_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kvs(&sqlite_url(dir.path()))
+        .args(["get", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "kvs: key not found\n");
+}
+
+#[test]
+fn errors_are_one_line_and_never_show_a_password() {
+    let out = kvs("redis://app:hunter2@host:1/notanumber")
+        .args(["list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("kvs: "), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    let out = kvs("sqlite://x.db?bogus=1")
+        .args(["list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"bogus\""));
+
+    let out = kvs("memory://")
+        .args(["set", "k", "v", "--ttl", "5 minutes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+}
+
+#[test]
+fn store_from_the_environment_config_files_and_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let mut cmd = Command::cargo_bin("kvs").unwrap();
+    cmd.env("KVS_STORE", &url)
+        .args(["set", "k", "from-env"])
+        .assert()
+        .success();
+    kvs(&url)
+        .args(["get", "k"])
+        .assert()
+        .success()
+        .stdout("from-env");
+
+    let config = dir.path().join("kvs.yaml");
+    let db = dir.path().join("cli.db");
+    std::fs::write(
+        &config,
+        format!("type: sqlite\npath: {:?}\nnamespace: other\n", db),
+    )
+    .unwrap();
+    let mut cmd = Command::cargo_bin("kvs").unwrap();
+    cmd.env_remove("KVS_STORE")
+        .arg("--config")
+        .arg(&config)
+        .args(["set", "k", "in-other"]);
+    cmd.assert().success();
+    kvs(&url)
+        .args(["get", "k"])
+        .assert()
+        .success()
+        .stdout("from-env");
+    kvs(&url)
+        .args(["--namespace", "other", "get", "k"])
+        .assert()
+        .success()
+        .stdout("in-other");
+    kvs(&format!("{url}?namespace=other"))
+        .args(["get", "k"])
+        .assert()
+        .success()
+        .stdout("in-other");
+}
+
+#[test]
+fn leveldb_and_memory_urls_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("leveldb://{}", dir.path().join("ldb").display());
+    kvs(&url).args(["set", "k", "v"]).assert().success();
+    kvs(&url).args(["get", "k"]).assert().success().stdout("v");
+    // Memory is private to each process: a second run starts empty.
+    kvs("memory://").args(["set", "k", "v"]).assert().success();
+    kvs("memory://").args(["get", "k"]).assert().code(3);
+}
+
+#[test]
+fn the_default_store_is_sqlite_in_the_data_directory() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::cargo_bin("kvs").unwrap();
+        cmd.env_remove("KVS_STORE")
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"));
+        cmd.args(args).assert()
+    };
+    run(&["set", "greeting", "hello"]).success();
+    run(&["get", "greeting"]).success().stdout("hello");
+    assert!(
+        home.path().join("data/kvs/kvs.db").exists(),
+        "the default database lives in the data directory"
+    );
+}

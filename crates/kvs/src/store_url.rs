@@ -1,0 +1,228 @@
+//! Store URLs, the one-line form of a [`Config`] used by the command line
+//! and `KVS_STORE`:
+//!
+//! | URL                                             | backend  |
+//! |-------------------------------------------------|----------|
+//! | `memory://`                                     | memory   |
+//! | `sqlite://PATH` (`sqlite:///abs.db`, `sqlite://./rel.db`) | SQLite |
+//! | `leveldb://PATH`                                | LevelDB  |
+//! | `redis://[user:pass@]host[:port][/db]`          | Redis    |
+//! | `rediss://...`                                  | Redis over TLS |
+//! | `dynamodb://TABLE?region=R&endpoint=URL`        | DynamoDB |
+//!
+//! Query parameters: `namespace` (all); `sync_writes`, `cleanup_interval`
+//! (sqlite, leveldb); `cleanup_interval` (memory); `pool_size` (redis);
+//! `region`, `endpoint`, `create_table` (dynamodb). Paths and credentials
+//! are percent-decoded. An unknown parameter is an error, and no error ever
+//! repeats a password.
+
+use crate::duration::parse_duration;
+use crate::{BackendKind, Config, Error, Result};
+use percent_encoding::percent_decode_str;
+use std::path::PathBuf;
+
+pub(crate) fn parse(text: &str) -> Result<Config> {
+    let text = text.trim();
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(Error::config(
+            "a store URL looks like sqlite://PATH, leveldb://PATH, memory://, \
+             redis://HOST:PORT/DB or dynamodb://TABLE",
+        ));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut config = match scheme.as_str() {
+        "memory" => Config::new(BackendKind::Memory),
+        "sqlite" => {
+            let mut config = Config::new(BackendKind::Sqlite);
+            config.sqlite.path = path(&scheme, location)?;
+            config
+        }
+        "leveldb" => {
+            let mut config = Config::new(BackendKind::LevelDb);
+            config.leveldb.path = path(&scheme, location)?;
+            config
+        }
+        "redis" | "rediss" => redis(&scheme, rest)?,
+        "dynamodb" => {
+            let mut config = Config::new(BackendKind::DynamoDb);
+            let table = decode(location, "table name")?;
+            if table.is_empty() {
+                return Err(Error::config("dynamodb:// URL needs a table name: dynamodb://TABLE"));
+            }
+            config.dynamodb.table_name = table;
+            config
+        }
+        other => {
+            return Err(Error::config(format!(
+                "unknown store URL scheme {other:?}; expected memory, sqlite, leveldb, redis, rediss or dynamodb"
+            )))
+        }
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = decode(value, name)?;
+        apply(&mut config, &scheme, name, &value)?;
+    }
+    Ok(config)
+}
+
+fn decode(text: &str, what: &str) -> Result<String> {
+    percent_decode_str(text)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| Error::config(format!("the {what} in the store URL is not valid UTF-8")))
+}
+
+fn path(scheme: &str, location: &str) -> Result<PathBuf> {
+    let path = decode(location, "path")?;
+    if path.is_empty() {
+        return Err(Error::config(format!(
+            "{scheme}:// URL needs a path: {scheme}:///absolute/path or {scheme}://relative/path"
+        )));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn redis(scheme: &str, rest: &str) -> Result<Config> {
+    let mut config = Config::new(BackendKind::Redis);
+    config.redis.tls = scheme == "rediss";
+    // Parse with the `url` crate, but never echo the URL: it may hold a password.
+    let url = url::Url::parse(&format!("redis://{rest}"))
+        .map_err(|e| Error::config(format!("invalid {scheme}:// URL: {e}")))?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| Error::config(format!("{scheme}:// URL needs a host")))?;
+    config.redis.addr = format!("{host}:{}", url.port().unwrap_or(6379));
+    config.redis.username = decode(url.username(), "user name")?;
+    config.redis.password = decode(url.password().unwrap_or(""), "password")?;
+    let db = url.path().trim_matches('/');
+    if !db.is_empty() {
+        config.redis.db = db.parse().map_err(|_| {
+            Error::config(format!(
+                "the database in a {scheme}:// URL must be a number, not {db:?}"
+            ))
+        })?;
+    }
+    Ok(config)
+}
+
+fn apply(config: &mut Config, scheme: &str, name: &str, value: &str) -> Result<()> {
+    let flag = |value: &str| match value {
+        "" | "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        other => Err(Error::config(format!(
+            "{name}={other:?} in the store URL must be true or false"
+        ))),
+    };
+    match (config.backend, name) {
+        (_, "namespace") => config.namespace = value.to_owned(),
+        (BackendKind::Memory, "cleanup_interval") => {
+            config.memory.cleanup_interval = parse_duration(value)?
+        }
+        (BackendKind::Sqlite, "sync_writes") => config.sqlite.sync_writes = flag(value)?,
+        (BackendKind::Sqlite, "cleanup_interval") => {
+            config.sqlite.cleanup_interval = parse_duration(value)?
+        }
+        (BackendKind::LevelDb, "sync_writes") => config.leveldb.sync_writes = flag(value)?,
+        (BackendKind::LevelDb, "cleanup_interval") => {
+            config.leveldb.cleanup_interval = parse_duration(value)?
+        }
+        (BackendKind::Redis, "pool_size") => {
+            config.redis.pool_size = value.parse().map_err(|_| {
+                Error::config(format!(
+                    "pool_size={value:?} in the store URL must be a number"
+                ))
+            })?;
+        }
+        (BackendKind::DynamoDb, "region") => config.dynamodb.region = value.to_owned(),
+        (BackendKind::DynamoDb, "endpoint") => config.dynamodb.endpoint = value.to_owned(),
+        (BackendKind::DynamoDb, "create_table") => config.dynamodb.create_table = flag(value)?,
+        _ => {
+            return Err(Error::config(format!(
+                "unknown parameter {name:?} for a {scheme}:// store URL"
+            )))
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    #[test]
+    fn every_scheme() {
+        let c = parse("memory://?namespace=cache&cleanup_interval=1m").unwrap();
+        assert_eq!(
+            (c.backend, c.namespace.as_str()),
+            (BackendKind::Memory, "cache")
+        );
+        assert_eq!(c.memory.cleanup_interval, Duration::from_secs(60));
+
+        let c = parse("sqlite://./data/kvs.db?sync_writes=true").unwrap();
+        assert_eq!(c.sqlite.path, Path::new("./data/kvs.db"));
+        assert!(c.sqlite.sync_writes);
+        assert_eq!(
+            parse("sqlite:///abs/my%20db.db").unwrap().sqlite.path,
+            Path::new("/abs/my db.db")
+        );
+
+        let c = parse("leveldb:///var/lib/kvs?namespace=a%3Ab").unwrap();
+        assert_eq!(
+            (c.leveldb.path.as_path(), c.namespace.as_str()),
+            (Path::new("/var/lib/kvs"), "a:b")
+        );
+
+        let c = parse("redis://127.0.0.1:7001/3?namespace=s").unwrap();
+        assert_eq!(
+            (c.redis.addr.as_str(), c.redis.db, c.redis.tls),
+            ("127.0.0.1:7001", 3, false)
+        );
+        let c = parse("rediss://user:p%40ss@cache.example").unwrap();
+        assert_eq!(
+            (c.redis.username.as_str(), c.redis.password.as_str()),
+            ("user", "p@ss")
+        );
+        assert_eq!(
+            (c.redis.addr.as_str(), c.redis.tls),
+            ("cache.example:6379", true)
+        );
+
+        let c = parse("dynamodb://Sessions?region=eu-west-1&endpoint=http%3A%2F%2F127.0.0.1%3A8000&create_table=1").unwrap();
+        assert_eq!(c.dynamodb.table_name, "Sessions");
+        assert_eq!(c.dynamodb.endpoint, "http://127.0.0.1:8000");
+        assert!(c.dynamodb.create_table);
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_never_the_password() {
+        for (url, needle) in [
+            ("nope", "looks like"),
+            ("mongo://x", "\"mongo\""),
+            ("sqlite://", "needs a path"),
+            ("sqlite://x.db?bogus=1", "\"bogus\""),
+            ("sqlite://x.db?sync_writes=maybe", "true or false"),
+            ("redis://u:hunter2@h:1/x", "number"),
+            ("redis://u:hunter2@:1/0", "host"),
+            ("dynamodb://", "table"),
+            ("memory://?cleanup_interval=5", "\"5\""),
+        ] {
+            let err = parse(url).unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig { .. }), "{url}");
+            let text = err.to_string();
+            assert!(text.contains(needle), "{url}: {text}");
+            assert!(!text.contains("hunter2"), "{url}: {text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,60}") {
+            let _ = parse(&text);
+        }
+    }
+}
