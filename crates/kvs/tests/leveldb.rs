@@ -182,3 +182,82 @@ async fn the_sweep_removes_expired_keys_but_never_a_newer_value() {
     }
     store.close().await.unwrap();
 }
+
+/// The Python of the test virtualenv, which has plyvel (a binding of the
+/// C++ LevelDB); `None` after a loud skip line when it is missing (a
+/// failure in CI, where `scripts/test` prepares it).
+fn plyvel_python() -> Option<String> {
+    match std::env::var("KVS_TEST_PYTHON") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ => {
+            assert!(
+                !kvs::testkit::env::require_all(),
+                "KVS_TEST_PYTHON is not set; scripts/test prepares a virtualenv with plyvel"
+            );
+            eprintln!("!!!!! SKIPPED: LevelDB interop — KVS_TEST_PYTHON (a Python with plyvel) is not set !!!!!");
+            None
+        }
+    }
+}
+
+fn python(python: &str, script: &str, dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[tokio::test]
+async fn another_leveldb_implementation_reads_and_writes_our_databases() {
+    let Some(py) = plyvel_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = LevelDbStore::open("app", config_in(dir.path()))
+        .await
+        .unwrap();
+    store.set("user:1", b"ada", None).await.unwrap();
+    store
+        .set("user:2", b"bob", Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let db_dir = store.dir().unwrap();
+    store.close().await.unwrap();
+
+    // The C++ LevelDB lists our records: "d" + key -> 8-byte deadline + value.
+    let listing = python(
+        &py,
+        "import plyvel, sys\n\
+         db = plyvel.DB(sys.argv[1])\n\
+         for k, v in db.iterator(prefix=b'd'):\n\
+         \x20   print(k[1:].decode(), v[8:].decode(), int.from_bytes(v[:8], 'big') == 2**64 - 1)\n\
+         db.close()\n",
+        &db_dir,
+    );
+    assert_eq!(listing, "user:1 ada True\nuser:2 bob False\n");
+
+    // And a record it writes is a key to us.
+    python(
+        &py,
+        "import plyvel, sys\n\
+         db = plyvel.DB(sys.argv[1])\n\
+         db.put(b'dfrom-plyvel', (2**64 - 1).to_bytes(8, 'big') + b'hello')\n\
+         db.close()\n",
+        &db_dir,
+    );
+    let store = LevelDbStore::open("app", config_in(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(&store.get("from-plyvel").await.unwrap()[..], b"hello");
+    assert_eq!(
+        store.list("").await.unwrap(),
+        vec!["from-plyvel", "user:1", "user:2"]
+    );
+    store.close().await.unwrap();
+}
