@@ -76,6 +76,8 @@ enum Command {
     List { prefix: Option<String> },
     /// Print how many keys start with PREFIX (all keys without it).
     Count { prefix: Option<String> },
+    /// Print the time KEY has left (`1h29m58.5s`), or `none` if it never expires.
+    Ttl { key: String },
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
@@ -208,6 +210,10 @@ async fn execute(store: &dyn Store, command: Command) -> Result<(), Failure> {
             }
             written
         }
+        Command::Ttl { key } => match store.ttl(&key).await? {
+            Some(left) => writeln!(out, "{}", kvs::format_duration(left)),
+            None => writeln!(out, "none"),
+        },
         Command::Count { prefix } => writeln!(
             out,
             "{}",

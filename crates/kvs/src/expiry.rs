@@ -59,6 +59,20 @@ pub fn is_live(deadline: u64, now_ms: u64) -> bool {
     deadline == NEVER || now_ms <= deadline
 }
 
+/// The time an entry with `deadline` has left at `now_ms`: `None` for an
+/// entry that never expires. Only meaningful for a live entry.
+///
+/// ```
+/// use std::time::Duration;
+/// use kvs::expiry::{remaining, NEVER};
+///
+/// assert_eq!(remaining(NEVER, 5), None);
+/// assert_eq!(remaining(1_500, 1_000), Some(Duration::from_millis(500)));
+/// ```
+pub fn remaining(deadline: u64, now_ms: u64) -> Option<Duration> {
+    (deadline != NEVER).then(|| Duration::from_millis(deadline.saturating_sub(now_ms)))
+}
+
 /// A source of wall-clock time in milliseconds since the Unix epoch.
 ///
 /// Stores read the time through a `Clock` so that tests can move it with a

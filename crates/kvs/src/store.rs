@@ -129,6 +129,19 @@ pub trait Store: Send + Sync {
     /// Closes the store: stops background work and releases files, locks
     /// and connections. Closing again is `Ok(())`.
     fn close(&self) -> StoreFuture<'_, ()>;
+
+    /// The time `key` has left: `None` if it never expires,
+    /// [`Error::NotFound`](crate::Error::NotFound) if it is absent or expired.
+    ///
+    /// Every backend of this crate provides it; the default, for stores
+    /// written elsewhere, returns
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        let _ = key;
+        StoreFuture::ready(Err(crate::Error::Unsupported {
+            message: "this store does not report remaining TTLs".into(),
+        }))
+    }
 }
 
 /// The future returned by [`Store`]'s methods: `.await` it for the result.
@@ -213,6 +226,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn close(&self) -> StoreFuture<'_, ()> {
         (**self).close()
+    }
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        (**self).ttl(key)
     }
 }
 

@@ -37,7 +37,7 @@
 //! plugs in an [`Env`] whose files sync on flush.)
 
 use crate::config::LevelDbConfig;
-use crate::expiry::{deadline_ms, is_live, Clock, SystemClock, NEVER};
+use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{namespace_dir_name, normalize_namespace, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
 use crate::{Error, Result, Store, StoreFuture};
@@ -102,6 +102,8 @@ static OPEN: Registry<Handle> = Registry::new();
 
 enum Op {
     Get(String),
+    /// The deadline of a live key.
+    Deadline(String),
     Exists(String),
     List(String),
     Count(String),
@@ -115,6 +117,7 @@ enum Op {
 
 enum Reply {
     Value(Option<Bytes>),
+    Deadline(Option<u64>),
     Bool(bool),
     Keys(Vec<String>),
     Count(usize),
@@ -271,6 +274,21 @@ impl Store for LevelDbStore {
         self.call(Op::Count(prefix.to_owned()), |r| match r {
             Reply::Count(n) => Some(n),
             _ => None,
+        })
+    }
+
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        let now = self.clock.now_ms();
+        let found = self.call(Op::Deadline(key.to_owned()), |r| match r {
+            Reply::Deadline(d) => Some(d),
+            _ => None,
+        });
+        StoreFuture::boxed(async move {
+            let deadline = found.await?.ok_or(Error::NotFound)?;
+            Ok(remaining(deadline, now))
         })
     }
 
@@ -545,6 +563,12 @@ impl Worker {
                     .get(&data_key(&key))
                     .filter(|record| live(record))
                     .map(|record| record.slice(HEADER..)),
+            )),
+            Op::Deadline(key) => Ok(Reply::Deadline(
+                self.db
+                    .get(&data_key(&key))
+                    .and_then(|record| record_deadline(&record))
+                    .filter(|d| is_live(*d, now_ms)),
             )),
             Op::Exists(key) => Ok(Reply::Bool(
                 self.db

@@ -36,7 +36,7 @@
 //! stops and joins it.
 
 use crate::config::MemoryConfig;
-use crate::expiry::{deadline_ms, is_live, Clock, SystemClock, NEVER};
+use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, validate_key, validate_prefix};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
@@ -463,6 +463,18 @@ impl MemoryStore {
             .is_some_and(|slot| slot.is_live(|| inner.now_ms())))
     }
 
+    fn ttl_now(&self, key: &str) -> Result<Option<Duration>> {
+        validate_key(key)?;
+        let inner = self.open_inner()?;
+        let (hash, shard) = inner.shard(key);
+        let shard = shard.read();
+        let now = inner.now_ms();
+        match shard.get(hash, key) {
+            Some(slot) if slot.is_live(|| now) => Ok(remaining(slot.expires_at, now)),
+            _ => Err(Error::NotFound),
+        }
+    }
+
     fn list_now(&self, prefix: &str) -> Result<Vec<String>> {
         validate_prefix(prefix)?;
         let inner = self.open_inner()?;
@@ -526,6 +538,10 @@ impl Store for MemoryStore {
 
     fn close(&self) -> StoreFuture<'_, ()> {
         StoreFuture::ready(self.close_now())
+    }
+
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        StoreFuture::ready(self.ttl_now(key))
     }
 }
 

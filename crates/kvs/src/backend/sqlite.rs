@@ -50,7 +50,7 @@
 //! power loss, because each commit is `fsync`ed before it is acknowledged.
 
 use crate::config::SqliteConfig;
-use crate::expiry::{deadline_ms, Clock, SystemClock, NEVER};
+use crate::expiry::{deadline_ms, remaining, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
 use crate::{Error, Result, Store, StoreFuture};
@@ -317,6 +317,31 @@ impl Store for SqliteStore {
                 )?
                 .query_row(params![namespace, start, end, now], |row| row.get(0))?;
             Ok(usize::try_from(count).unwrap_or(0))
+        })
+    }
+
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        let key = key.to_owned();
+        let read = self.read("reading a key's TTL", move |conn, namespace, now| {
+            conn.prepare_cached(
+                "SELECT expires_at FROM kvs WHERE namespace = ?1 AND key = ?2 \
+                 AND (expires_at IS NULL OR expires_at >= ?3)",
+            )?
+            .query_row(params![namespace, key, now], |row| {
+                row.get::<_, Option<i64>>(0)
+            })
+            .optional()
+        });
+        let now = self.clock.now_ms();
+        StoreFuture::boxed(async move {
+            match read.await? {
+                Some(None) => Ok(None),
+                Some(Some(deadline)) => Ok(remaining(u64::try_from(deadline).unwrap_or(0), now)),
+                None => Err(Error::NotFound),
+            }
         })
     }
 

@@ -223,6 +223,35 @@ pub async fn ttl_zero_and_long_survive(h: &dyn Harness) {
     }
 }
 
+/// `ttl` reports the time left, `None` for a key without one, and
+/// `NotFound` for an absent or expired key.
+pub async fn ttl_reports_time_left(h: &dyn Harness) {
+    let s = open(h, "ttl-left").await;
+    set(&*s, "forever", b"v", None).await;
+    set(&*s, "zero", b"v", Some(Duration::ZERO)).await;
+    set(&*s, "short", b"v", Some(SHORT_TTL)).await;
+    set(&*s, "long", b"v", Some(LONG_TTL)).await;
+    assert_eq!(ok("ttl", s.ttl("forever").await), None);
+    assert_eq!(ok("ttl", s.ttl("zero").await), None);
+    let left = ok("ttl", s.ttl("long").await).expect("a TTL key reports its time left");
+    assert!(
+        left <= LONG_TTL && left > LONG_TTL - Duration::from_secs(60),
+        "{left:?} left of {LONG_TTL:?}"
+    );
+    assert!(matches!(s.ttl("absent").await, Err(Error::NotFound)));
+    h.advance(PAST_SHORT_TTL).await;
+    assert!(
+        matches!(s.ttl("short").await, Err(Error::NotFound)),
+        "an expired key has no TTL"
+    );
+    let later = ok("ttl", s.ttl("long").await).expect("still a TTL key");
+    assert!(
+        later < left,
+        "the time left must shrink: {later:?} after {left:?}"
+    );
+    assert!(matches!(s.ttl("").await, Err(Error::InvalidKey { .. })));
+}
+
 /// A deleted TTL key set again without a TTL is not removed by the old deadline.
 pub async fn ttl_delete_then_set(h: &dyn Harness) {
     let s = open(h, "ttl-delete").await;
@@ -542,6 +571,7 @@ pub async fn close_then_closed(h: &dyn Harness) {
     closed("exists", s.exists("k").await.map(drop));
     closed("list", s.list("").await.map(drop));
     closed("count", s.count("").await.map(drop));
+    closed("ttl", s.ttl("k").await.map(drop));
     ok("second close", s.close().await);
 }
 

@@ -21,6 +21,7 @@ macro_rules! conformance_tests {
             ttl_overwrite_replaces_ttl,
             ttl_zero_and_long_survive,
             ttl_delete_then_set,
+            ttl_reports_time_left,
             list_prefix_and_all,
             list_sorted_by_bytes,
             list_matches_special_characters_literally,
