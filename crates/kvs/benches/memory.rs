@@ -14,12 +14,15 @@
 //! kvs is always called through `Arc<dyn Store>`, as applications call it.
 
 use bytes::Bytes;
+use common::{best_rate, rss_bytes, shuffled, Row};
 use dashmap::DashMap;
 use kvs::expiry::ManualClock;
 use kvs::{MemoryConfig, MemoryStore, Store};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
 
 const KEYS: usize = 1_000_000;
 const VALUE_LEN: usize = 100;
@@ -31,62 +34,6 @@ fn key(i: usize) -> String {
 /// The prefix shared by keys `100 * j .. 100 * j + 99`.
 fn prefix(j: usize) -> String {
     format!("k{j:013}")
-}
-
-/// A pseudo-random permutation of `0..n`, the same for every contender
-/// given the same `seed`.
-fn shuffled(n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut state = 0x2545_F491_4F6C_DD1Du64 ^ seed;
-    for i in (1..n).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        order.swap(i, (state % (i as u64 + 1)) as usize);
-    }
-    order
-}
-
-/// Best throughput, in operations per second, of `rounds` runs of `run`,
-/// which performs `ops` operations each time and is told the round number
-/// (so that each round can visit keys in a new order: repeating one order
-/// would let caches learn it).
-fn best_rate(rounds: usize, ops: usize, mut run: impl FnMut(usize)) -> f64 {
-    (0..rounds)
-        .map(|round| {
-            let start = Instant::now();
-            run(round);
-            ops as f64 / start.elapsed().as_secs_f64()
-        })
-        .fold(0.0, f64::max)
-}
-
-fn rss_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
-fn fmt_rate(rate: f64) -> String {
-    if rate >= 1e6 {
-        format!("{:.2} M/s", rate / 1e6)
-    } else if rate >= 1e3 {
-        format!("{:.1} k/s", rate / 1e3)
-    } else {
-        format!("{rate:.1} /s")
-    }
-}
-
-struct Row {
-    workload: &'static str,
-    kvs: f64,
-    peer: &'static str,
-    peer_rate: f64,
-    target: Option<f64>,
 }
 
 fn main() {
@@ -145,20 +92,14 @@ fn main() {
             }
         })
     });
-    rows.push(Row {
-        workload: "get (hit)",
-        kvs: kvs_get,
-        peer: "dashmap",
-        peer_rate: dash_get,
-        target: Some(0.7),
-    });
-    rows.push(Row {
-        workload: "get (hit)",
-        kvs: kvs_get,
-        peer: "moka",
-        peer_rate: moka_get,
-        target: None,
-    });
+    rows.push(Row::new(
+        "get (hit)",
+        kvs_get,
+        "dashmap",
+        dash_get,
+        Some(0.7),
+    ));
+    rows.push(Row::new("get (hit)", kvs_get, "moka", moka_get, None));
 
     // set (overwrite)
     let kvs_set = best_rate(rounds, KEYS, |round| {
@@ -181,20 +122,14 @@ fn main() {
             }
         })
     });
-    rows.push(Row {
-        workload: "set (overwrite)",
-        kvs: kvs_set,
-        peer: "dashmap",
-        peer_rate: dash_set,
-        target: Some(0.7),
-    });
-    rows.push(Row {
-        workload: "set (overwrite)",
-        kvs: kvs_set,
-        peer: "moka",
-        peer_rate: moka_set,
-        target: None,
-    });
+    rows.push(Row::new(
+        "set (overwrite)",
+        kvs_set,
+        "dashmap",
+        dash_set,
+        Some(0.7),
+    ));
+    rows.push(Row::new("set (overwrite)", kvs_set, "moka", moka_set, None));
 
     // list / count of 100 matches among 1M keys
     let lists = if quick { 200 } else { 2_000 };
@@ -245,20 +180,20 @@ fn main() {
             black_box(found);
         }
     });
-    rows.push(Row {
-        workload: "list 100 of 1M",
-        kvs: kvs_list,
-        peer: "dashmap (scan)",
-        peer_rate: dash_list,
-        target: None,
-    });
-    rows.push(Row {
-        workload: "list 100 of 1M",
-        kvs: kvs_list,
-        peer: "moka (scan)",
-        peer_rate: moka_list,
-        target: None,
-    });
+    rows.push(Row::new(
+        "list 100 of 1M",
+        kvs_list,
+        "dashmap (scan)",
+        dash_list,
+        None,
+    ));
+    rows.push(Row::new(
+        "list 100 of 1M",
+        kvs_list,
+        "moka (scan)",
+        moka_list,
+        None,
+    ));
 
     // The sweep: 1,000 expired among 1,000,000.
     drop(dash);
@@ -283,28 +218,7 @@ fn main() {
         "kvs memory backend vs raw clients ({KEYS} keys of 16 B, values of {VALUE_LEN} B, 1 task)"
     );
     println!();
-    println!(
-        "| workload        | kvs          | peer            | peer rate    | kvs/peer | target |"
-    );
-    println!(
-        "|-----------------|--------------|-----------------|--------------|----------|--------|"
-    );
-    for r in &rows {
-        let ratio = r.kvs / r.peer_rate;
-        let target = match r.target {
-            Some(t) if ratio >= t => format!(">= {t} ok"),
-            Some(t) => format!(">= {t} MISSED"),
-            None => "-".into(),
-        };
-        println!(
-            "| {:<15} | {:>12} | {:<15} | {:>12} | {:>7.2}x | {target} |",
-            r.workload,
-            fmt_rate(r.kvs),
-            r.peer,
-            fmt_rate(r.peer_rate),
-            ratio
-        );
-    }
+    common::print_rows(&rows);
     println!();
     let list_latency = Duration::from_secs_f64(1.0 / kvs_list);
     let count_latency = Duration::from_secs_f64(1.0 / kvs_count);

@@ -54,6 +54,8 @@ pub mod key;
 mod registry;
 mod store;
 mod store_url;
+#[cfg_attr(not(any(feature = "sqlite", feature = "leveldb")), allow(dead_code))]
+mod worker;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -40,6 +40,7 @@ use crate::config::LevelDbConfig;
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{namespace_dir_name, normalize_namespace, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
+use crate::worker::{next_batch, Next};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -457,27 +458,10 @@ impl Worker {
         let sweeps = !interval.is_zero();
         let mut next_sweep = Instant::now() + interval;
         loop {
-            let first = if sweeps {
-                match queue.recv_timeout(next_sweep.saturating_duration_since(Instant::now())) {
-                    Ok(request) => Some(request),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match queue.recv() {
-                    Ok(request) => Some(request),
-                    Err(mpsc::RecvError) => break,
-                }
-            };
-            if let Some(first) = first {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(request) => batch.push(request),
-                        Err(_) => break,
-                    }
-                }
-                self.handle(batch);
+            match next_batch(queue, MAX_BATCH, sweeps.then_some(next_sweep)) {
+                Next::Batch(batch) => self.handle(batch),
+                Next::Due => {}
+                Next::Closed => break,
             }
             if sweeps && Instant::now() >= next_sweep {
                 if let Err(e) = self.sweep(clock.now_ms()) {

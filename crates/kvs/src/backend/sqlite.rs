@@ -53,6 +53,7 @@ use crate::config::SqliteConfig;
 use crate::expiry::{deadline_ms, remaining, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
+use crate::worker::{next_batch, Next};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -524,28 +525,10 @@ fn writer_loop(
     let sweeps = !interval.is_zero();
     let mut next_sweep = Instant::now() + interval;
     loop {
-        let first = if sweeps {
-            let wait = next_sweep.saturating_duration_since(Instant::now());
-            match queue.recv_timeout(wait) {
-                Ok(command) => Some(command),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        } else {
-            match queue.recv() {
-                Ok(command) => Some(command),
-                Err(mpsc::RecvError) => return,
-            }
-        };
-        if let Some(first) = first {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(command) => batch.push(command),
-                    Err(_) => break,
-                }
-            }
-            commit(conn, path, batch);
+        match next_batch(queue, MAX_BATCH, sweeps.then_some(next_sweep)) {
+            Next::Batch(batch) => commit(conn, path, batch),
+            Next::Due => {}
+            Next::Closed => return,
         }
         if sweeps && Instant::now() >= next_sweep {
             if let Err(e) = sweep(conn, clock.now_ms()) {
