@@ -71,6 +71,12 @@ const SCHEMA_VERSION: i64 = 1;
 /// SQLite's default limit on a string or blob (SQLITE_MAX_LENGTH), less room
 /// for the row's other columns.
 const MAX_VALUE_LEN: usize = 1_000_000_000 - 4096;
+/// The live keys of namespace ?1 in the range [?2, ?3) at time ?4.
+const LIST_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
+     AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key";
+/// How many keys [`LIST_SQL`] returns.
+const COUNT_SQL: &str = "SELECT count(*) FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
+     AND (expires_at IS NULL OR expires_at >= ?4)";
 /// Writes committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
 /// Expired rows deleted per sweep statement, so writes can interleave.
@@ -290,13 +296,9 @@ impl Store for SqliteStore {
         if let Err(e) = validate_prefix(prefix) {
             return StoreFuture::ready(Err(e));
         }
-        let (start, end) = (prefix.to_owned(), prefix_successor_str(prefix));
+        let (start, end) = (prefix.to_owned(), upper_bound(prefix));
         self.read("listing keys", move |conn, namespace, now| {
-            let mut statement = conn.prepare_cached(
-                "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 \
-                 AND (?3 IS NULL OR key < ?3) \
-                 AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key",
-            )?;
+            let mut statement = conn.prepare_cached(LIST_SQL)?;
             let keys = statement
                 .query_map(params![namespace, start, end, now], |row| row.get(0))?
                 .collect::<rusqlite::Result<Vec<String>>>();
@@ -308,14 +310,10 @@ impl Store for SqliteStore {
         if let Err(e) = validate_prefix(prefix) {
             return StoreFuture::ready(Err(e));
         }
-        let (start, end) = (prefix.to_owned(), prefix_successor_str(prefix));
+        let (start, end) = (prefix.to_owned(), upper_bound(prefix));
         self.read("counting keys", move |conn, namespace, now| {
             let count: i64 = conn
-                .prepare_cached(
-                    "SELECT count(*) FROM kvs WHERE namespace = ?1 AND key >= ?2 \
-                     AND (?3 IS NULL OR key < ?3) \
-                     AND (expires_at IS NULL OR expires_at >= ?4)",
-                )?
+                .prepare_cached(COUNT_SQL)?
                 .query_row(params![namespace, start, end, now], |row| row.get(0))?;
             Ok(usize::try_from(count).unwrap_or(0))
         })
@@ -369,6 +367,20 @@ impl std::fmt::Debug for SqliteStore {
             .field("namespace", &self.namespace)
             .field("path", &self.path())
             .finish_non_exhaustive()
+    }
+}
+
+/// The end of the key range of `prefix`: every key starting with it sorts
+/// below, every other key above it sorts at or above.
+///
+/// With no text successor (the prefix is `""`), an empty BLOB: SQLite
+/// sorts every BLOB after every TEXT. Always binding a bound (rather than
+/// writing `?3 IS NULL OR key < ?3`) lets the planner use it as the end of
+/// the index range; with the `OR`, a scan ran on to the namespace's end.
+fn upper_bound(prefix: &str) -> rusqlite::types::Value {
+    match prefix_successor_str(prefix) {
+        Some(end) => rusqlite::types::Value::Text(end),
+        None => rusqlite::types::Value::Blob(Vec::new()),
     }
 }
 
@@ -664,22 +676,34 @@ mod tests {
     fn prefix_queries_use_the_primary_key_range() {
         let conn = Connection::open_in_memory().unwrap();
         create_schema(&conn, Path::new(":memory:")).unwrap();
-        let plan: Vec<String> = conn
-            .prepare(
-                "EXPLAIN QUERY PLAN SELECT key FROM kvs WHERE namespace = 'n' AND key >= 'a' \
-                 AND ('b' IS NULL OR key < 'b') AND (expires_at IS NULL OR expires_at >= 0) ORDER BY key",
+        for sql in [LIST_SQL, COUNT_SQL] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params!["n", "a", "b", 0], |row| row.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join(" | ");
+            assert!(
+                plan.contains("USING PRIMARY KEY (namespace=? AND key>? AND key<?)"),
+                "{plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
+        }
+    }
+
+    #[test]
+    fn the_upper_bound_of_the_empty_prefix_is_above_every_key() {
+        let conn = Connection::open_in_memory().unwrap();
+        let above: bool = conn
+            .query_row(
+                "SELECT ?1 < ?2",
+                params!["\u{10ffff}\u{10ffff}", upper_bound("")],
+                |r| r.get(0),
             )
-            .unwrap()
-            .query_map([], |row| row.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
             .unwrap();
-        let plan = plan.join(" | ");
-        assert!(
-            plan.contains("SEARCH kvs USING PRIMARY KEY (namespace=? AND key>? AND key<?)"),
-            "{plan}"
-        );
-        assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
+        assert!(above);
     }
 
     #[test]
