@@ -555,8 +555,18 @@ fn writer_loop(
 ///
 /// A statement that fails has no effect and fails only its own command;
 /// if the commit fails, every command fails.
-fn commit(conn: &Connection, path: &Path, batch: Vec<Command>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+fn commit(conn: &Connection, path: &Path, mut batch: Vec<Command>) {
+    // A lone write is its own transaction: no BEGIN/COMMIT round.
+    if batch.len() == 1 {
+        if let Some(command) = batch.pop() {
+            let result = apply(conn, &command.namespace, &command.write)
+                .map_err(|e| sqlite_error(path, "writing to", e));
+            let _ = command.done.send(result);
+        }
+        return;
+    }
+    let statement = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    if let Err(e) = statement("BEGIN IMMEDIATE") {
         fail_all(
             path,
             "starting a write to",
@@ -573,14 +583,14 @@ fn commit(conn: &Connection, path: &Path, batch: Vec<Command>) {
             (command.done, result)
         })
         .collect();
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => {
+    match statement("COMMIT") {
+        Ok(_) => {
             for (done, result) in results {
                 let _ = done.send(result);
             }
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = statement("ROLLBACK");
             fail_all(
                 path,
                 "committing to",
