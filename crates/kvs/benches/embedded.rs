@@ -358,20 +358,19 @@ fn sqlite(
 /// rusty-leveldb on a thread of its own, called over a channel: what an
 /// async application must do with a handle that is not `Send`.
 struct RawLevelDbThread {
-    requests: std::sync::mpsc::Sender<(
-        Vec<u8>,
-        Option<Vec<u8>>,
-        tokio::sync::oneshot::Sender<Option<bytes::Bytes>>,
-    )>,
+    requests: std::sync::mpsc::Sender<RawRequest>,
 }
+
+/// A key, a value to put (or `None` to get), and where to answer.
+type RawRequest = (
+    Vec<u8>,
+    Option<Vec<u8>>,
+    tokio::sync::oneshot::Sender<Option<bytes::Bytes>>,
+);
 
 impl RawLevelDbThread {
     fn start(path: std::path::PathBuf) -> RawLevelDbThread {
-        let (requests, queue) = std::sync::mpsc::channel::<(
-            Vec<u8>,
-            Option<Vec<u8>>,
-            tokio::sync::oneshot::Sender<_>,
-        )>();
+        let (requests, queue) = std::sync::mpsc::channel::<RawRequest>();
         std::thread::spawn(move || {
             let mut db = rusty_leveldb::DB::open(path, rusty_leveldb::Options::default())
                 .expect("open raw leveldb");
