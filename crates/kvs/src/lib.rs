@@ -46,9 +46,11 @@
 
 mod backend;
 mod config;
+mod document;
 mod duration;
 mod error;
 pub mod expiry;
+pub mod filter;
 pub mod key;
 #[cfg_attr(not(any(feature = "sqlite", feature = "leveldb")), allow(dead_code))]
 mod registry;
@@ -69,6 +71,7 @@ pub use config::{
     BackendKind, Config, DynamoDbConfig, LevelDbConfig, MemoryConfig, RedisConfig, SqliteConfig,
     DEFAULT_CLEANUP_INTERVAL,
 };
+pub use document::{Document, DocumentStore, MAX_COLLECTION_LEN, MAX_ID_LEN};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};
 pub use store::{Store, StoreFuture};
@@ -107,6 +110,37 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         #[cfg(feature = "leveldb")]
         BackendKind::LevelDb => Ok(Arc::new(
             LevelDbStore::open(&config.namespace, config.leveldb.clone()).await?,
+        )),
+        other => Err(not_built(other)),
+    }
+}
+
+/// Opens the store that `config` describes, with its document layer.
+///
+/// The plain keys are those [`open`] gives; documents live apart from them
+/// (see [`DocumentStore`]).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kvs::Result<()> {
+/// let store = kvs::open_documents(&kvs::Config::new(kvs::BackendKind::Memory)).await?;
+/// assert!(store.query("users", &serde_json::Map::new()).await?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open_documents(config: &Config) -> Result<Arc<dyn DocumentStore>> {
+    let clock = Arc::new(crate::expiry::SystemClock);
+    match config.backend {
+        BackendKind::Memory => {
+            MemoryStore::open_documents(&config.namespace, config.memory.clone(), clock)
+        }
+        #[cfg(feature = "leveldb")]
+        BackendKind::LevelDb => {
+            LevelDbStore::open_documents(&config.namespace, config.leveldb.clone(), clock).await
+        }
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => Ok(Arc::new(
+            SqliteStore::open(&config.namespace, config.sqlite.clone()).await?,
         )),
         other => Err(not_built(other)),
     }

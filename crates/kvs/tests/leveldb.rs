@@ -4,7 +4,7 @@
 
 use kvs::expiry::ManualClock;
 use kvs::testkit::{Capabilities, Harness};
-use kvs::{Error, LevelDbConfig, LevelDbStore, Result, Store};
+use kvs::{DocumentStore, Error, LevelDbConfig, LevelDbStore, Result, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,11 @@ impl Harness for LevelDbHarness {
         Ok(Arc::new(
             LevelDbStore::open_with_clock(namespace, config_in(self.dir.path()), clock).await?,
         ))
+    }
+
+    async fn open_documents(&self, namespace: &str) -> Result<Arc<dyn DocumentStore>> {
+        let clock = Arc::new(self.clock.clone());
+        LevelDbStore::open_documents(namespace, config_in(self.dir.path()), clock).await
     }
 
     fn capabilities(&self) -> Capabilities {

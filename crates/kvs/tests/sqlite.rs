@@ -4,7 +4,7 @@
 
 use kvs::expiry::ManualClock;
 use kvs::testkit::{Capabilities, Harness};
-use kvs::{Error, Result, SqliteConfig, SqliteStore, Store};
+use kvs::{DocumentStore, Error, Result, SqliteConfig, SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,13 @@ impl SqliteHarness {
 #[async_trait::async_trait]
 impl Harness for SqliteHarness {
     async fn open(&self, namespace: &str) -> Result<Arc<dyn Store>> {
+        let clock = Arc::new(self.clock.clone());
+        Ok(Arc::new(
+            SqliteStore::open_with_clock(namespace, self.config(), clock).await?,
+        ))
+    }
+
+    async fn open_documents(&self, namespace: &str) -> Result<Arc<dyn DocumentStore>> {
         let clock = Arc::new(self.clock.clone());
         Ok(Arc::new(
             SqliteStore::open_with_clock(namespace, self.config(), clock).await?,

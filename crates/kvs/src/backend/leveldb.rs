@@ -37,10 +37,12 @@
 //! plugs in an [`Env`] whose files sync on flush.)
 
 use crate::config::LevelDbConfig;
+use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{namespace_dir_name, normalize_namespace, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
 use crate::worker::{next_batch, Next};
+use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -103,6 +105,8 @@ static OPEN: Registry<Handle> = Registry::new();
 
 enum Op {
     Get(String),
+    /// Every live `(key, value)` under a prefix (the document layer's query).
+    Scan(String),
     /// The deadline of a live key.
     Deadline(String),
     Exists(String),
@@ -118,6 +122,7 @@ enum Op {
 
 enum Reply {
     Value(Option<Bytes>),
+    Pairs(Vec<(String, Bytes)>),
     Deadline(Option<u64>),
     Bool(bool),
     Keys(Vec<String>),
@@ -166,6 +171,23 @@ impl LevelDbStore {
             clock,
             handle: Mutex::new(Some(handle)),
         })
+    }
+
+    /// Opens `namespace` with its document layer, reading time from
+    /// `clock`. Documents live in a database of their own, like the
+    /// namespace's but under `<path>/documents`, so that they never share a
+    /// key space with plain keys.
+    pub async fn open_documents(
+        namespace: &str,
+        config: LevelDbConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<dyn DocumentStore>> {
+        let mut docs_config = config.clone();
+        docs_config.path = base_dir(&config)?.join("documents");
+        let keys = LevelDbStore::open_with_clock(namespace, config, Arc::clone(&clock)).await?;
+        let docs =
+            LevelDbStore::open_with_clock(namespace, docs_config, Arc::clone(&clock)).await?;
+        Ok(Arc::new(Documents::new(keys, docs, clock)))
     }
 
     /// The database directory of this store's namespace.
@@ -305,6 +327,30 @@ impl Store for LevelDbStore {
             }
             Ok(())
         })
+    }
+}
+
+impl DocSpace for LevelDbStore {
+    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        self.call(Op::Get(key.to_owned()), |r| match r {
+            Reply::Value(v) => Some(v),
+            _ => None,
+        })
+    }
+    fn write<'a>(&'a self, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
+        self.set(key, value, None)
+    }
+    fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        self.delete(key)
+    }
+    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
+        self.call(Op::Scan(prefix.to_owned()), |r| match r {
+            Reply::Pairs(pairs) => Some(pairs),
+            _ => None,
+        })
+    }
+    fn close_space(&self) -> StoreFuture<'_, ()> {
+        self.close()
     }
 }
 
@@ -567,6 +613,15 @@ impl Worker {
                     }
                 })?;
                 Ok(Reply::Keys(keys))
+            }
+            Op::Scan(prefix) => {
+                let mut pairs = Vec::new();
+                self.scan(&prefix, |key, record| {
+                    if live(record) {
+                        pairs.push((key, Bytes::copy_from_slice(&record[HEADER..])));
+                    }
+                })?;
+                Ok(Reply::Pairs(pairs))
             }
             Op::Count(prefix) => {
                 let mut count = 0;

@@ -36,8 +36,10 @@
 //! stops and joins it.
 
 use crate::config::MemoryConfig;
+use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, validate_key, validate_prefix};
+use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use compact_str::CompactString;
@@ -336,6 +338,22 @@ impl MemoryStore {
         })
     }
 
+    /// A memory store for `namespace` with its document layer, reading time
+    /// from `clock`: plain keys and documents in two private maps.
+    pub fn open_documents(
+        namespace: &str,
+        config: MemoryConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<dyn DocumentStore>> {
+        let keys = MemoryStore::with_clock(namespace, config.clone(), Arc::clone(&clock))?;
+        // Documents never expire, so their map needs no sweep thread.
+        let docs_config = MemoryConfig {
+            cleanup_interval: Duration::ZERO,
+        };
+        let docs = MemoryStore::with_clock(namespace, docs_config, Arc::clone(&clock))?;
+        Ok(Arc::new(Documents::new(keys, docs, clock)))
+    }
+
     /// The namespace this store was opened for.
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
@@ -488,6 +506,25 @@ impl MemoryStore {
         Ok(keys)
     }
 
+    /// Every live `(key, value)` whose key starts with `prefix`, in key order.
+    fn scan_now(&self, prefix: &str) -> Result<Vec<(String, Bytes)>> {
+        validate_prefix(prefix)?;
+        let inner = self.open_inner()?;
+        let now = inner.now_ms();
+        let mut pairs = Vec::new();
+        for shard in inner.shards.iter() {
+            let shard = shard.read();
+            for key in shard.matching(prefix, now) {
+                let hash = inner.hasher.hash(key);
+                if let Some(slot) = shard.get(hash, key) {
+                    pairs.push((key.to_string(), slot.value.clone()));
+                }
+            }
+        }
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(pairs)
+    }
+
     fn count_now(&self, prefix: &str) -> Result<usize> {
         validate_prefix(prefix)?;
         Ok(self.open_inner()?.matching_count(prefix))
@@ -542,6 +579,30 @@ impl Store for MemoryStore {
 
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
         StoreFuture::ready(self.ttl_now(key))
+    }
+}
+
+/// The generic document layer keeps documents in a second, private
+/// `MemoryStore`.
+impl DocSpace for MemoryStore {
+    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        StoreFuture::ready(match self.get_now(key) {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+    fn write<'a>(&'a self, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
+        StoreFuture::ready(self.set_now(key, value, None))
+    }
+    fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        StoreFuture::ready(self.delete_now(key))
+    }
+    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
+        StoreFuture::ready(self.scan_now(prefix))
+    }
+    fn close_space(&self) -> StoreFuture<'_, ()> {
+        StoreFuture::ready(self.close_now())
     }
 }
 

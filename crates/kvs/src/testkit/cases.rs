@@ -6,7 +6,8 @@
 
 use super::{model, Harness};
 use crate::key::{MAX_KEY_LEN, MAX_NAMESPACE_LEN};
-use crate::{Error, Result, Store};
+use crate::{Document, DocumentStore, Error, Result, Store};
+use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -734,4 +735,329 @@ impl XorShift {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+// ------------------------------------------------------------ documents
+
+async fn open_docs(h: &dyn Harness, namespace: &str) -> Arc<dyn DocumentStore> {
+    match h.open_documents(namespace).await {
+        Ok(store) => store,
+        Err(e) => panic!("opening documents of {namespace:?} failed: {e}"),
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn doc(id: &str, data: Value) -> Document {
+    Document::new(id, object(data))
+}
+
+async fn put(s: &dyn DocumentStore, collection: &str, d: Document) {
+    ok(
+        &format!("put({collection:?}, {:?})", d.id),
+        s.put(collection, d).await,
+    );
+}
+
+async fn ids(s: &dyn DocumentStore, collection: &str, filter: Value) -> Vec<String> {
+    let found = ok(
+        &format!("query({filter})"),
+        s.query(collection, &object(filter.clone())).await,
+    );
+    found.into_iter().map(|d| d.id).collect()
+}
+
+/// `put` upserts by id, keeps `created_at`, moves `updated_at` forward;
+/// `get_doc` of a missing id is `NotFound`; `delete_doc` of one is `Ok`.
+pub async fn documents_upsert_and_timestamps(h: &dyn Harness) {
+    let s = open_docs(h, "docs-upsert").await;
+    let mut first = doc("u1", json!({"name": "ada", "tags": ["a", "b"], "n": 1.5}));
+    first.metadata.insert("source".into(), "import".into());
+    put(&*s, "users", first.clone()).await;
+    let got = ok("get_doc", s.get_doc("users", "u1").await);
+    assert_eq!(
+        (got.id.as_str(), &got.data, &got.metadata),
+        ("u1", &first.data, &first.metadata)
+    );
+    assert_eq!(
+        got.created_at, got.updated_at,
+        "a new document is created when it is updated"
+    );
+    assert!(
+        got.created_at > chrono::DateTime::UNIX_EPOCH,
+        "the store sets the timestamps"
+    );
+
+    h.advance(Duration::from_secs(2)).await;
+    put(&*s, "users", doc("u1", json!({"name": "ada lovelace"}))).await;
+    let second = ok("get_doc", s.get_doc("users", "u1").await);
+    assert_eq!(
+        second.data,
+        object(json!({"name": "ada lovelace"})),
+        "put replaces the data"
+    );
+    assert_eq!(second.created_at, got.created_at, "put keeps created_at");
+    assert!(
+        second.updated_at > got.updated_at,
+        "put moves updated_at forward"
+    );
+    // Even with no time passing in between.
+    put(&*s, "users", doc("u1", json!({"name": "again"}))).await;
+    let third = ok("get_doc", s.get_doc("users", "u1").await);
+    assert!(
+        third.updated_at > second.updated_at,
+        "updated_at must move forward on every put"
+    );
+
+    assert!(matches!(
+        s.get_doc("users", "nobody").await,
+        Err(Error::NotFound)
+    ));
+    ok("delete_doc", s.delete_doc("users", "u1").await);
+    assert!(matches!(
+        s.get_doc("users", "u1").await,
+        Err(Error::NotFound)
+    ));
+    ok(
+        "delete_doc of a missing id",
+        s.delete_doc("users", "u1").await,
+    );
+    assert!(ids(&*s, "users", json!({})).await.is_empty());
+}
+
+/// Every operator, nested paths, AND, the empty filter, type mismatches
+/// and unicode, on one small collection; results sorted by id.
+pub async fn documents_filters(h: &dyn Harness) {
+    let s = open_docs(h, "docs-filters").await;
+    let people = [
+        (
+            "p1",
+            json!({"name": "ada", "age": 36, "city": {"name": "London"}, "score": 1}),
+        ),
+        (
+            "p2",
+            json!({"name": "bob", "age": 17, "city": {"name": "Paris"}, "score": 1.0}),
+        ),
+        (
+            "p3",
+            json!({"name": "chloé", "age": "25", "city": {"name": "Paris"}}),
+        ),
+        (
+            "p4",
+            json!({"name": "dan", "age": 30, "tags": ["x", "y"], "nick": null}),
+        ),
+        (
+            "p5",
+            json!({"name": "日本", "age": 99.5, "city": {"name": "東京"}, "active": true}),
+        ),
+        ("p0", json!({"name": "zed", "age": 18, "active": false})),
+    ];
+    // Put out of id order: results must come back sorted anyway.
+    for (id, data) in people.iter().rev() {
+        put(&*s, "people", doc(id, data.clone())).await;
+    }
+    let cases = [
+        (json!({}), vec!["p0", "p1", "p2", "p3", "p4", "p5"]),
+        (json!({"name": "ada"}), vec!["p1"]),
+        (json!({"score": 1}), vec!["p1", "p2"]),
+        (json!({"age": 25}), vec![]),
+        (json!({"age": "25"}), vec!["p3"]),
+        (json!({"city.name": "Paris"}), vec!["p2", "p3"]),
+        (json!({"city": {"name": "Paris"}}), vec!["p2", "p3"]),
+        (json!({"city.name": "Paris", "age": 17}), vec!["p2"]),
+        (json!({"age": {"$gt": 18}}), vec!["p1", "p4", "p5"]),
+        (json!({"age": {"$gte": 18}}), vec!["p0", "p1", "p4", "p5"]),
+        (json!({"age": {"$lt": 30}}), vec!["p0", "p2"]),
+        (json!({"age": {"$lte": 30, "$gt": 17}}), vec!["p0", "p4"]),
+        (json!({"age": {"$gt": "20"}}), vec!["p3"]),
+        (
+            json!({"name": {"$ne": "ada"}}),
+            vec!["p0", "p2", "p3", "p4", "p5"],
+        ),
+        (json!({"nick": {"$ne": "x"}}), vec!["p4"]),
+        (
+            json!({"name": {"$in": ["bob", "dan", "eve"]}}),
+            vec!["p2", "p4"],
+        ),
+        (json!({"age": {"$in": [36, "25"]}}), vec!["p1", "p3"]),
+        (json!({"nick": {"$exists": true}}), vec!["p4"]),
+        (json!({"city": {"$exists": false}}), vec!["p0", "p4"]),
+        (json!({"nick": null}), vec!["p4"]),
+        (json!({"active": true}), vec!["p5"]),
+        (json!({"active": false}), vec!["p0"]),
+        (json!({"tags": ["x", "y"]}), vec!["p4"]),
+        (json!({"tags": ["y", "x"]}), vec![]),
+        (json!({"name": {"$prefix": "ch"}}), vec!["p3"]),
+        (json!({"name": {"$prefix": "日"}}), vec!["p5"]),
+        (json!({"city.name": "東京"}), vec!["p5"]),
+        (json!({"missing": 1}), vec![]),
+        (json!({"name": {"$gte": "b", "$lt": "d"}}), vec!["p2", "p3"]),
+    ];
+    for (filter, want) in cases {
+        assert_eq!(
+            ids(&*s, "people", filter.clone()).await,
+            want,
+            "query({filter})"
+        );
+    }
+}
+
+/// Documents never appear among plain keys and plain keys never reach
+/// documents; collections and namespaces are isolated.
+pub async fn documents_isolation(h: &dyn Harness) {
+    let s = open_docs(h, "docs-iso").await;
+    set(&*s, "plain", b"v", None).await;
+    put(&*s, "users", doc("u1", json!({"a": 1}))).await;
+    put(&*s, "users:x", doc("u1", json!({"a": 2}))).await;
+    put(&*s, "users", doc("x:u1", json!({"a": 3}))).await;
+    // Plain keys spelled like possible internal document keys.
+    for key in ["users:u1", "users\\:x:u1", "u1", "users"] {
+        set(&*s, key, b"plain", None).await;
+    }
+    assert_eq!(ids(&*s, "users", json!({})).await, vec!["u1", "x:u1"]);
+    assert_eq!(ids(&*s, "users:x", json!({})).await, vec!["u1"]);
+    assert_eq!(
+        ok("get_doc", s.get_doc("users", "u1").await).data,
+        object(json!({"a": 1}))
+    );
+    assert_eq!(
+        list(&*s, "").await,
+        vec!["plain", "u1", "users", "users:u1", "users\\:x:u1"]
+    );
+    assert_eq!(count(&*s, "").await, 5);
+    ok("delete", s.delete("users:u1").await);
+    assert!(
+        s.get_doc("users", "u1").await.is_ok(),
+        "deleting a plain key must not delete a document"
+    );
+
+    let other = open_docs(h, "docs-iso-other").await;
+    assert!(
+        ids(&*other, "users", json!({})).await.is_empty(),
+        "namespaces must isolate documents"
+    );
+    put(&*other, "users", doc("u1", json!({"a": "other"}))).await;
+    assert_eq!(
+        ok("get_doc", s.get_doc("users", "u1").await).data,
+        object(json!({"a": 1}))
+    );
+}
+
+/// Bad input gives clear errors and changes nothing; odd but valid input
+/// (SQL metacharacters, `$` and dots in data, 1 MB documents) round-trips.
+pub async fn documents_bad_input(h: &dyn Harness) {
+    let s = open_docs(h, "docs-bad").await;
+    put(&*s, "c", doc("keep", json!({"a": 1}))).await;
+    for filter in [
+        json!({"a": {"$regex": "x"}}),
+        json!({"a": {"$in": 1}}),
+        json!({"a": {"$gt": 1, "b": 1}}),
+    ] {
+        match s.query("c", &object(filter.clone())).await {
+            Err(Error::InvalidQuery { .. }) => {}
+            other => panic!("query({filter}) must be InvalidQuery, got {other:?}"),
+        }
+    }
+    for (collection, id) in [
+        ("", "x"),
+        ("c", ""),
+        ("c", &*"i".repeat(crate::MAX_ID_LEN + 1)),
+    ] {
+        let err = s
+            .put(collection, doc(id, json!({})))
+            .await
+            .expect_err("invalid id or collection");
+        assert!(matches!(err, Error::InvalidKey { .. }), "{err}");
+    }
+    let evil = "'; DROP TABLE kvs_docs; --";
+    put(
+        &*s,
+        "c",
+        doc(
+            evil,
+            json!({evil: evil, "a.b": "dotted key", "$op": "dollar key", "nested": {"x\"y": 1}}),
+        ),
+    )
+    .await;
+    assert_eq!(ids(&*s, "c", json!({evil: evil})).await, vec![evil]);
+    assert_eq!(ids(&*s, "c", json!({"nested.x\"y": 1})).await, vec![evil]);
+    let got = ok("get_doc", s.get_doc("c", evil).await);
+    assert_eq!(
+        got.data.get("$op"),
+        Some(&json!("dollar key")),
+        "`$` keys in data are plain data"
+    );
+    assert_eq!(
+        got.data.get("a.b"),
+        Some(&json!("dotted key")),
+        "dotted keys in data are plain data"
+    );
+    assert_eq!(
+        ids(&*s, "c", json!({})).await,
+        vec![evil, "keep"],
+        "nothing else changed"
+    );
+
+    let big: String = "x".repeat(1024 * 1024);
+    put(&*s, "c", doc("big", json!({"blob": big}))).await;
+    assert_eq!(
+        ok("get_doc", s.get_doc("c", "big").await).data.get("blob"),
+        Some(&json!(big))
+    );
+}
+
+/// 10,000 documents; a selective filter finds its 1% exactly.
+pub async fn documents_many(h: &dyn Harness) {
+    let s = open_docs(h, "docs-many").await;
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            for i in (t..10_000).step_by(16) {
+                let d = doc(
+                    &format!("d{i:05}"),
+                    json!({"i": i, "bucket": i % 100, "name": format!("n{i}")}),
+                );
+                ok("put", s.put("many", d).await);
+            }
+        }));
+    }
+    for task in tasks {
+        if let Err(e) = task.await {
+            panic!("a writer failed: {e}");
+        }
+    }
+    let found = ids(&*s, "many", json!({"bucket": 42})).await;
+    let want: Vec<String> = (0..10_000)
+        .filter(|i| i % 100 == 42)
+        .map(|i| format!("d{i:05}"))
+        .collect();
+    assert_eq!(found, want);
+    assert_eq!(
+        ids(&*s, "many", json!({"i": {"$gte": 9_990}})).await.len(),
+        10
+    );
+    assert_eq!(ids(&*s, "many", json!({})).await.len(), 10_000);
+}
+
+/// After `close`, document operations return `Closed`.
+pub async fn documents_close(h: &dyn Harness) {
+    let s = open_docs(h, "docs-close").await;
+    put(&*s, "c", doc("a", json!({}))).await;
+    ok("close", s.close().await);
+    assert!(matches!(
+        s.put("c", doc("b", json!({}))).await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(s.get_doc("c", "a").await, Err(Error::Closed)));
+    assert!(matches!(
+        s.query("c", &Map::new()).await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(s.delete_doc("c", "a").await, Err(Error::Closed)));
 }

@@ -34,10 +34,16 @@ macro_rules! conformance_tests {
             close_then_closed,
             same_namespace_shares_state,
             reopen_keeps_values_and_ttls,
+            documents_upsert_and_timestamps,
+            documents_filters,
+            documents_isolation,
+            documents_bad_input,
+            documents_close,
         );
         $crate::__conformance_cases!($harness, MultiThread:
             close_races,
             concurrent_tasks,
+            documents_many,
         );
 
         #[test]

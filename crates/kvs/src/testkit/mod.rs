@@ -30,7 +30,7 @@ mod macros;
 mod model;
 
 use crate::expiry::ManualClock;
-use crate::{MemoryConfig, MemoryStore, Result, Store};
+use crate::{DocumentStore, MemoryConfig, MemoryStore, Result, Store};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +83,10 @@ pub trait Harness: Send + Sync + 'static {
     /// cases never meet, while keeping the characters the case chose.
     async fn open(&self, namespace: &str) -> Result<Arc<dyn Store>>;
 
+    /// Opens the document store of `namespace` (the same namespace mapping
+    /// as [`Harness::open`]).
+    async fn open_documents(&self, namespace: &str) -> Result<Arc<dyn DocumentStore>>;
+
     /// What the backend can do.
     fn capabilities(&self) -> Capabilities;
 
@@ -131,6 +135,11 @@ impl Harness for MemoryHarness {
         let config = MemoryConfig::default();
         let clock = Arc::new(self.clock.clone());
         Ok(Arc::new(MemoryStore::with_clock(namespace, config, clock)?))
+    }
+
+    async fn open_documents(&self, namespace: &str) -> Result<Arc<dyn DocumentStore>> {
+        let clock = Arc::new(self.clock.clone());
+        MemoryStore::open_documents(namespace, MemoryConfig::default(), clock)
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -16,6 +16,21 @@
 //! CREATE INDEX kvs_expiry ON kvs (expires_at) WHERE expires_at IS NOT NULL;
 //! ```
 //!
+//! Documents (the [`DocumentStore`](crate::DocumentStore) side) live in a
+//! second table, apart from plain keys; see the `documents` module:
+//!
+//! ```sql
+//! CREATE TABLE kvs_docs (
+//!     namespace  TEXT    NOT NULL,
+//!     collection TEXT    NOT NULL,
+//!     id         TEXT    NOT NULL,
+//!     body       TEXT    NOT NULL,   -- {"v":1,"data":{...},"metadata":{...}}
+//!     created_at INTEGER NOT NULL,   -- ms since the Unix epoch
+//!     updated_at INTEGER NOT NULL,
+//!     PRIMARY KEY (namespace, collection, id)
+//! ) WITHOUT ROWID;
+//! ```
+//!
 //! `PRAGMA user_version` is the schema version (1). Text compares with
 //! SQLite's `BINARY` collation, which is byte order, so `ORDER BY key` is the
 //! order the [`Store`] contract asks for. A prefix query is the index range
@@ -64,6 +79,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+mod documents;
 
 const BACKEND: &str = "sqlite";
 /// The schema version in `PRAGMA user_version`.
@@ -132,6 +149,18 @@ enum Write {
     },
     Delete {
         key: String,
+    },
+    /// Upsert a document; `now` becomes `updated_at` (and `created_at` of a
+    /// new one).
+    PutDoc {
+        collection: String,
+        id: String,
+        body: String,
+        now: i64,
+    },
+    DeleteDoc {
+        collection: String,
+        id: String,
     },
 }
 
@@ -515,6 +544,15 @@ fn create_schema(conn: &Connection, path: &Path) -> Result<()> {
              PRIMARY KEY (namespace, key)
          ) WITHOUT ROWID;
          CREATE INDEX IF NOT EXISTS kvs_expiry ON kvs (expires_at) WHERE expires_at IS NOT NULL;
+         CREATE TABLE IF NOT EXISTS kvs_docs (
+             namespace  TEXT    NOT NULL,
+             collection TEXT    NOT NULL,
+             id         TEXT    NOT NULL,
+             body       TEXT    NOT NULL,
+             created_at INTEGER NOT NULL,
+             updated_at INTEGER NOT NULL,
+             PRIMARY KEY (namespace, collection, id)
+         ) WITHOUT ROWID;
          PRAGMA user_version = 1;
          COMMIT;",
     )
@@ -635,6 +673,28 @@ fn apply(conn: &Connection, namespace: &str, write: &Write) -> rusqlite::Result<
         Write::Delete { key } => {
             conn.prepare_cached("DELETE FROM kvs WHERE namespace = ?1 AND key = ?2")?
                 .execute(params![namespace, key])?;
+        }
+        Write::PutDoc {
+            collection,
+            id,
+            body,
+            now,
+        } => {
+            // One statement keeps `created_at` and moves `updated_at`
+            // forward atomically, whoever else writes the document.
+            conn.prepare_cached(
+                "INSERT INTO kvs_docs (namespace, collection, id, body, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
+                 ON CONFLICT (namespace, collection, id) DO UPDATE SET body = excluded.body, \
+                 updated_at = max(excluded.updated_at, kvs_docs.updated_at + 1)",
+            )?
+            .execute(params![namespace, collection, id, body, now])?;
+        }
+        Write::DeleteDoc { collection, id } => {
+            conn.prepare_cached(
+                "DELETE FROM kvs_docs WHERE namespace = ?1 AND collection = ?2 AND id = ?3",
+            )?
+            .execute(params![namespace, collection, id])?;
         }
     }
     Ok(())
