@@ -113,7 +113,8 @@ pub(super) fn compile(filter: &Filter, first: usize) -> (String, Vec<Sql>) {
                 };
                 scalar(v).map(|(types, operand)| {
                     let o = arg(operand, &mut args);
-                    format!("({kind} IN ({types}) AND {value} {op} {o})")
+                    // The cheap comparison first: most rows fail it.
+                    format!("({value} {op} {o} AND {kind} IN ({types}))")
                 })
             }
         };
@@ -165,9 +166,13 @@ fn equals(
         Value::Object(_) => format!("{kind} = 'object'"),
         Value::Array(_) => format!("{kind} = 'array'"),
         scalar_value => match scalar(scalar_value) {
-            Some((types, operand)) => {
+            Some((_, operand)) => {
+                // Without a type check this may also pass `true` for 1 or
+                // an object's text for a string: a superset, which the
+                // check in Rust narrows. SQLite never equates text with a
+                // number, so "1" and 1 stay apart here already.
                 let o = arg(operand, args);
-                format!("({kind} IN ({types}) AND {value} = {o})")
+                format!("{value} = {o}")
             }
             None => format!("{kind} IS NOT NULL"),
         },
