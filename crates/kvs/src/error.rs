@@ -74,6 +74,16 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The stored value does not suit the operation (e.g. `increment` of a
+    /// value that is not a decimal integer, or an overflow); nothing changed.
+    #[error("kvs: value of key {} {reason}", Shortened(key))]
+    InvalidValue {
+        /// The key whose value was refused.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A document filter that cannot be evaluated (for example an unknown `$` operator).
     #[error("kvs: invalid query: {message}")]
     InvalidQuery {

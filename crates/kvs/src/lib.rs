@@ -74,7 +74,7 @@ pub use config::{
 pub use document::{Document, DocumentStore, MAX_COLLECTION_LEN, MAX_ID_LEN};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};
-pub use store::{Store, StoreFuture};
+pub use store::{KeyStream, Store, StoreFuture};
 
 /// Re-exported so that users name the same `Bytes` type the trait returns.
 pub use bytes::Bytes;

@@ -132,15 +132,216 @@ pub trait Store: Send + Sync {
 
     /// The time `key` has left: `None` if it never expires,
     /// [`Error::NotFound`](crate::Error::NotFound) if it is absent or expired.
-    ///
-    /// Every backend of this crate provides it; the default, for stores
-    /// written elsewhere, returns
-    /// [`Error::Unsupported`](crate::Error::Unsupported).
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
         let _ = key;
-        StoreFuture::ready(Err(crate::Error::Unsupported {
-            message: "this store does not report remaining TTLs".into(),
-        }))
+        unsupported("ttl")
+    }
+
+    // ---- batches ------------------------------------------------------
+
+    /// The values of `keys`, in request order (`None` for absent or
+    /// expired keys; a key asked twice is answered twice).
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        StoreFuture::boxed(async move {
+            validate_all(keys.iter().copied())?;
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(optional(self.get(key).await)?);
+            }
+            Ok(values)
+        })
+    }
+
+    /// Stores every `(key, value)` with the same `ttl`. Every key is checked
+    /// before anything is written. A key given twice ends with its last value.
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        StoreFuture::boxed(async move {
+            validate_all(entries.iter().map(|(k, _)| *k))?;
+            for (key, value) in entries {
+                self.set(key, value, ttl).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes `keys`; returns how many of them were present (a key given
+    /// twice counts once).
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
+        StoreFuture::boxed(async move {
+            validate_all(keys.iter().copied())?;
+            let mut seen = std::collections::HashSet::new();
+            let mut deleted = 0;
+            for key in keys {
+                if seen.insert(*key) && self.exists(key).await? {
+                    self.delete(key).await?;
+                    deleted += 1;
+                }
+            }
+            Ok(deleted)
+        })
+    }
+
+    // ---- atomic operations -------------------------------------------
+
+    /// Stores `value` only if `key` is absent or expired; returns whether it
+    /// did. A lock: the first caller wins, atomically, across processes
+    /// sharing the backend.
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        let _ = (key, value, ttl);
+        unsupported("set_if_absent")
+    }
+
+    /// Replaces the value of `key` with `new` only if it currently is
+    /// `expected` (`None`: absent or expired); returns whether it did.
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        let _ = (key, expected, new, ttl);
+        unsupported("compare_and_swap")
+    }
+
+    /// Adds `delta` to the decimal integer stored at `key` (a missing key
+    /// counts as 0) and returns the result; the key keeps its TTL. A value
+    /// that is not a decimal `i64`, or an overflow, is
+    /// [`Error::InvalidValue`](crate::Error::InvalidValue) and changes nothing.
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
+        let _ = (key, delta);
+        unsupported("increment")
+    }
+
+    // ---- TTL control -------------------------------------------------
+
+    /// Gives `key` a new TTL without rewriting its value (`ZERO` removes
+    /// the TTL); [`Error::NotFound`](crate::Error::NotFound) if absent.
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        let _ = (key, ttl);
+        unsupported("expire")
+    }
+
+    /// Removes the TTL of `key`; [`Error::NotFound`](crate::Error::NotFound)
+    /// if absent.
+    fn persist<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        self.expire(key, Duration::ZERO)
+    }
+
+    // ---- listing in pages --------------------------------------------
+
+    /// Up to `limit` keys starting with `prefix` and sorting after
+    /// `start_after`, in byte order, and the cursor for the next page
+    /// (`None` after the last). Pages stay consistent while keys change: a
+    /// key is on at most one page, and a key present throughout is on one.
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
+        let _ = (prefix, start_after, limit);
+        unsupported("list_page")
+    }
+
+    /// Every key starting with `prefix`, in byte order, as a stream that
+    /// reads one page at a time and never holds every key.
+    fn scan<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
+        const PAGE: usize = 1000;
+        type State = (Vec<String>, Option<String>, bool);
+        let start: State = (Vec::new(), None, false);
+        Box::pin(futures_util::stream::unfold(
+            start,
+            move |(mut page, cursor, done)| async move {
+                if page.is_empty() {
+                    if done {
+                        return None;
+                    }
+                    match self.list_page(prefix, cursor.as_deref(), PAGE).await {
+                        Ok((keys, next)) => {
+                            let finished = next.is_none();
+                            page = keys;
+                            page.reverse();
+                            let cursor = next;
+                            let key = page.pop()?;
+                            return Some((Ok(key), (page, cursor, finished)));
+                        }
+                        Err(e) => return Some((Err(e), (Vec::new(), None, true))),
+                    }
+                }
+                let key = page.pop()?;
+                Some((Ok(key), (page, cursor, done)))
+            },
+        ))
+    }
+
+    // ---- bulk delete -------------------------------------------------
+
+    /// Removes every key starting with `prefix` in this namespace; returns
+    /// how many live keys there were. Never touches another namespace.
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
+        StoreFuture::boxed(async move {
+            let mut deleted = 0;
+            loop {
+                let (keys, _) = self.list_page(prefix, None, 1000).await?;
+                if keys.is_empty() {
+                    return Ok(deleted);
+                }
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                deleted += self.delete_many(&keys).await?;
+            }
+        })
+    }
+
+    /// Removes every key of this namespace; returns how many there were.
+    fn clear(&self) -> StoreFuture<'_, usize> {
+        self.delete_prefix("")
+    }
+}
+
+/// The stream [`Store::scan`] returns.
+pub type KeyStream<'a> = Pin<Box<dyn futures_core::Stream<Item = Result<String>> + Send + 'a>>;
+
+fn unsupported<'a, T>(operation: &str) -> StoreFuture<'a, T> {
+    StoreFuture::ready(Err(crate::Error::Unsupported {
+        message: format!("this store does not implement {operation}"),
+    }))
+}
+
+fn validate_all<'k>(keys: impl Iterator<Item = &'k str>) -> Result<()> {
+    for key in keys {
+        crate::key::validate_key(key)?;
+    }
+    Ok(())
+}
+
+/// The integer a counter value holds, for [`Store::increment`]: ASCII
+/// decimal, optionally signed, as Redis's `INCRBY` reads it.
+pub(crate) fn parse_counter(key: &str, value: &[u8]) -> Result<i64> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .ok_or_else(|| crate::Error::InvalidValue {
+            key: key.to_owned(),
+            reason: "is not a decimal 64-bit integer, so it cannot be incremented".into(),
+        })
+}
+
+/// `Ok(None)` for `NotFound`.
+pub(crate) fn optional<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(crate::Error::NotFound) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -229,6 +430,62 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
         (**self).ttl(key)
+    }
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        (**self).get_many(keys)
+    }
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        (**self).set_many(entries, ttl)
+    }
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
+        (**self).delete_many(keys)
+    }
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        (**self).set_if_absent(key, value, ttl)
+    }
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        (**self).compare_and_swap(key, expected, new, ttl)
+    }
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
+        (**self).increment(key, delta)
+    }
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        (**self).expire(key, ttl)
+    }
+    fn persist<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        (**self).persist(key)
+    }
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
+        (**self).list_page(prefix, start_after, limit)
+    }
+    fn scan<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
+        (**self).scan(prefix)
+    }
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
+        (**self).delete_prefix(prefix)
+    }
+    fn clear(&self) -> StoreFuture<'_, usize> {
+        (**self).clear()
     }
 }
 

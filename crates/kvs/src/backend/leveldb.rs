@@ -41,6 +41,7 @@ use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{namespace_dir_name, normalize_namespace, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
+use crate::store::parse_counter;
 use crate::worker::{next_batch, Next};
 use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
@@ -118,6 +119,32 @@ enum Op {
         expires_at: u64,
     },
     Delete(String),
+    GetMany(Vec<String>),
+    SetMany {
+        entries: Vec<(String, Vec<u8>)>,
+        expires_at: u64,
+    },
+    DeleteMany(Vec<String>),
+    CompareAndSwap {
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+        expires_at: u64,
+    },
+    Increment {
+        key: String,
+        delta: i64,
+    },
+    Expire {
+        key: String,
+        expires_at: u64,
+    },
+    ListPage {
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    },
+    DeletePrefix(String),
 }
 
 enum Reply {
@@ -127,6 +154,9 @@ enum Reply {
     Bool(bool),
     Keys(Vec<String>),
     Count(usize),
+    Values(Vec<Option<Bytes>>),
+    Flag(bool),
+    Number(i64),
     Done,
 }
 
@@ -315,6 +345,139 @@ impl Store for LevelDbStore {
         })
     }
 
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        if let Err(e) = keys.iter().try_for_each(|k| validate_key(k)) {
+            return StoreFuture::ready(Err(e));
+        }
+        let keys = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.call(Op::GetMany(keys), |r| match r {
+            Reply::Values(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        if let Err(e) = entries.iter().try_for_each(|(k, _)| validate_key(k)) {
+            return StoreFuture::ready(Err(e));
+        }
+        let op = Op::SetMany {
+            entries: entries
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect(),
+            expires_at: deadline_ms(self.clock.now_ms(), ttl),
+        };
+        self.call(op, done)
+    }
+
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
+        if let Err(e) = keys.iter().try_for_each(|k| validate_key(k)) {
+            return StoreFuture::ready(Err(e));
+        }
+        // A duplicate is deleted (and counted) once.
+        let mut seen = std::collections::HashSet::new();
+        let keys = keys
+            .iter()
+            .filter(|k| seen.insert(**k))
+            .map(|k| (*k).to_owned())
+            .collect();
+        self.call(Op::DeleteMany(keys), count)
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        self.compare_and_swap(key, None, value, ttl)
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        let op = Op::CompareAndSwap {
+            key: key.to_owned(),
+            expected: expected.map(<[u8]>::to_vec),
+            value: new.to_vec(),
+            expires_at: deadline_ms(self.clock.now_ms(), ttl),
+        };
+        self.call(op, |r| match r {
+            Reply::Flag(b) => Some(b),
+            _ => None,
+        })
+    }
+
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        self.call(
+            Op::Increment {
+                key: key.to_owned(),
+                delta,
+            },
+            |r| match r {
+                Reply::Number(n) => Some(n),
+                _ => None,
+            },
+        )
+    }
+
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        let op = Op::Expire {
+            key: key.to_owned(),
+            expires_at: deadline_ms(self.clock.now_ms(), Some(ttl)),
+        };
+        self.call(op, done)
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
+        if let Err(e) = validate_prefix(prefix) {
+            return StoreFuture::ready(Err(e));
+        }
+        let op = Op::ListPage {
+            prefix: prefix.to_owned(),
+            after: start_after.map(str::to_owned),
+            limit,
+        };
+        let page = self.call(op, |r| match r {
+            Reply::Keys(keys) => Some(keys),
+            _ => None,
+        });
+        StoreFuture::boxed(async move {
+            let keys = page.await?;
+            let next = (limit > 0 && keys.len() == limit).then(|| keys[limit - 1].clone());
+            Ok((keys, next))
+        })
+    }
+
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
+        if let Err(e) = validate_prefix(prefix) {
+            return StoreFuture::ready(Err(e));
+        }
+        self.call(Op::DeletePrefix(prefix.to_owned()), count)
+    }
+
     fn close(&self) -> StoreFuture<'_, ()> {
         let handle = self.handle.lock().take();
         StoreFuture::boxed(async move {
@@ -351,6 +514,13 @@ impl DocSpace for LevelDbStore {
     }
     fn close_space(&self) -> StoreFuture<'_, ()> {
         self.close()
+    }
+}
+
+fn count(reply: Reply) -> Option<usize> {
+    match reply {
+        Reply::Count(n) => Some(n),
+        _ => None,
     }
 }
 
@@ -533,38 +703,134 @@ impl Worker {
                     value,
                     expires_at,
                 } => {
-                    let old = pending.deadline(&mut self.db, &key);
-                    if let Some(old) = old.filter(|d| *d != NEVER) {
-                        pending.batch.delete(&expiry_key(old, &key));
-                    }
-                    if expires_at != NEVER {
-                        pending.batch.put(&expiry_key(expires_at, &key), b"");
-                    }
-                    let mut record = Vec::with_capacity(HEADER + value.len());
-                    record.extend_from_slice(&expires_at.to_be_bytes());
-                    record.extend_from_slice(&value);
-                    pending.batch.put(&data_key(&key), &record);
-                    pending.deadlines.insert(key, Some(expires_at));
+                    pending.set(&mut self.db, key, &value, expires_at);
                     pending.waiting.push(request.reply);
                 }
                 Op::Delete(key) => {
-                    if let Some(old) = pending.deadline(&mut self.db, &key) {
-                        if old != NEVER {
-                            pending.batch.delete(&expiry_key(old, &key));
-                        }
-                        pending.batch.delete(&data_key(&key));
-                    }
-                    pending.deadlines.insert(key, None);
+                    pending.delete(&mut self.db, key);
                     pending.waiting.push(request.reply);
                 }
-                read => {
+                other => {
+                    // Reads and read-modify-writes see every earlier write.
                     pending = self.commit(pending);
-                    let result = self.read(read, request.now_ms);
+                    let result = self.exclusive(other, request.now_ms);
                     let _ = request.reply.send(result);
                 }
             }
         }
         self.commit(pending);
+    }
+
+    /// Runs an operation that reads, after every earlier write is committed;
+    /// its own writes form one write batch.
+    fn exclusive(&mut self, op: Op, now_ms: u64) -> Result<Reply> {
+        let live = |record: &[u8]| record_deadline(record).is_some_and(|d| is_live(d, now_ms));
+        let mut pending = Pending::default();
+        let reply = match op {
+            Op::GetMany(keys) => Reply::Values(
+                keys.iter()
+                    .map(|key| {
+                        self.db
+                            .get(&data_key(key))
+                            .filter(|r| live(r))
+                            .map(|r| r.slice(HEADER..))
+                    })
+                    .collect(),
+            ),
+            Op::SetMany {
+                entries,
+                expires_at,
+            } => {
+                for (key, value) in entries {
+                    pending.set(&mut self.db, key, &value, expires_at);
+                }
+                Reply::Done
+            }
+            Op::DeleteMany(keys) => {
+                let mut deleted = 0;
+                for key in keys {
+                    if pending.delete_live(&mut self.db, key, now_ms) {
+                        deleted += 1;
+                    }
+                }
+                Reply::Count(deleted)
+            }
+            Op::CompareAndSwap {
+                key,
+                expected,
+                value,
+                expires_at,
+            } => {
+                let current = self.db.get(&data_key(&key)).filter(|r| live(r));
+                let same = current.as_ref().map(|r| &r[HEADER..]) == expected.as_deref();
+                if same {
+                    pending.set(&mut self.db, key, &value, expires_at);
+                }
+                Reply::Flag(same)
+            }
+            Op::Increment { key, delta } => {
+                let current = self.db.get(&data_key(&key)).filter(|r| live(r));
+                let (count, expires_at) = match &current {
+                    Some(record) => (
+                        parse_counter(&key, &record[HEADER..])?,
+                        record_deadline(record).unwrap_or(NEVER),
+                    ),
+                    None => (0, NEVER),
+                };
+                let next = count
+                    .checked_add(delta)
+                    .ok_or_else(|| Error::InvalidValue {
+                        key: key.clone(),
+                        reason: format!("{count} + {delta} overflows a 64-bit integer"),
+                    })?;
+                pending.set(&mut self.db, key, next.to_string().as_bytes(), expires_at);
+                Reply::Number(next)
+            }
+            Op::Expire { key, expires_at } => {
+                let record = self
+                    .db
+                    .get(&data_key(&key))
+                    .filter(|r| live(r))
+                    .ok_or(Error::NotFound)?;
+                pending.set(&mut self.db, key, &record[HEADER..], expires_at);
+                Reply::Done
+            }
+            Op::ListPage {
+                prefix,
+                after,
+                limit,
+            } => {
+                let mut keys = Vec::new();
+                self.scan(&prefix, after.as_deref(), |key, record| {
+                    if keys.len() < limit && live(record) {
+                        keys.push(key);
+                    }
+                    keys.len() < limit
+                })?;
+                Reply::Keys(keys)
+            }
+            Op::DeletePrefix(prefix) => {
+                let mut doomed = Vec::new();
+                self.scan(&prefix, None, |key, _| {
+                    doomed.push(key);
+                    true
+                })?;
+                let mut deleted = 0;
+                for key in doomed {
+                    if pending.delete_live(&mut self.db, key, now_ms) {
+                        deleted += 1;
+                    }
+                }
+                Reply::Count(deleted)
+            }
+            read => self.read(read, now_ms)?,
+        };
+        if !pending.deadlines.is_empty() {
+            self.db
+                .write(pending.batch, true)
+                .map_err(|e| leveldb_error(&self.dir, "writing to", e))?;
+        }
+        Ok(reply)
     }
 
     /// Writes the pending batch and answers its writers; returns an empty one.
@@ -607,43 +873,64 @@ impl Worker {
             )),
             Op::List(prefix) => {
                 let mut keys = Vec::new();
-                self.scan(&prefix, |key, record| {
+                self.scan(&prefix, None, |key, record| {
                     if live(record) {
                         keys.push(key);
                     }
+                    true
                 })?;
                 Ok(Reply::Keys(keys))
             }
             Op::Scan(prefix) => {
                 let mut pairs = Vec::new();
-                self.scan(&prefix, |key, record| {
+                self.scan(&prefix, None, |key, record| {
                     if live(record) {
                         pairs.push((key, Bytes::copy_from_slice(&record[HEADER..])));
                     }
+                    true
                 })?;
                 Ok(Reply::Pairs(pairs))
             }
             Op::Count(prefix) => {
                 let mut count = 0;
-                self.scan(&prefix, |_, record| {
+                self.scan(&prefix, None, |_, record| {
                     if live(record) {
                         count += 1;
                     }
+                    true
                 })?;
                 Ok(Reply::Count(count))
             }
-            Op::Set { .. } | Op::Delete(_) => Ok(Reply::Done),
+            _ => Ok(Reply::Done),
         }
     }
 
-    /// Calls `each` with every record whose key starts with `prefix`, in key order.
-    fn scan(&mut self, prefix: &str, mut each: impl FnMut(String, &[u8])) -> Result<()> {
+    /// Calls `each` with every record whose key starts with `prefix` (and
+    /// sorts after `after`), in key order, while it returns `true`.
+    fn scan(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        mut each: impl FnMut(String, &[u8]) -> bool,
+    ) -> Result<()> {
         let start = data_key(prefix);
         let mut iter = self
             .db
             .new_iter()
             .map_err(|e| leveldb_error(&self.dir, "reading", e))?;
-        iter.seek(&start);
+        match after {
+            Some(after) if after >= prefix => {
+                iter.seek(&data_key(after));
+                // `seek` lands on `after` itself when it exists; skip it.
+                if iter
+                    .current()
+                    .is_some_and(|(k, _)| k[1..] == *after.as_bytes())
+                {
+                    iter.advance();
+                }
+            }
+            _ => iter.seek(&start),
+        }
         while let Some((key, record)) = iter.current() {
             if !key.starts_with(&start) {
                 break;
@@ -651,7 +938,9 @@ impl Worker {
             // Keys were written from `&str`, so this only fails on a database
             // written by someone else; skip such a key rather than fail.
             if let Ok(key) = std::str::from_utf8(&key[1..]) {
-                each(key.to_owned(), &record);
+                if !each(key.to_owned(), &record) {
+                    break;
+                }
             }
             if !iter.advance() {
                 break;
@@ -724,6 +1013,40 @@ struct Pending {
 }
 
 impl Pending {
+    /// Stages `key = value` with `expires_at`, keeping the expiry index in step.
+    fn set(&mut self, db: &mut DB, key: String, value: &[u8], expires_at: u64) {
+        if let Some(old) = self.deadline(db, &key).filter(|d| *d != NEVER) {
+            self.batch.delete(&expiry_key(old, &key));
+        }
+        if expires_at != NEVER {
+            self.batch.put(&expiry_key(expires_at, &key), b"");
+        }
+        let mut record = Vec::with_capacity(HEADER + value.len());
+        record.extend_from_slice(&expires_at.to_be_bytes());
+        record.extend_from_slice(value);
+        self.batch.put(&data_key(&key), &record);
+        self.deadlines.insert(key, Some(expires_at));
+    }
+
+    /// Stages the removal of `key` and its expiry entry; returns the
+    /// deadline it had, if it existed.
+    fn delete(&mut self, db: &mut DB, key: String) -> Option<u64> {
+        let old = self.deadline(db, &key);
+        if let Some(old) = old {
+            if old != NEVER {
+                self.batch.delete(&expiry_key(old, &key));
+            }
+            self.batch.delete(&data_key(&key));
+        }
+        self.deadlines.insert(key, None);
+        old
+    }
+
+    /// Like [`Pending::delete`]; returns whether the key was live at `now_ms`.
+    fn delete_live(&mut self, db: &mut DB, key: String, now_ms: u64) -> bool {
+        self.delete(db, key).is_some_and(|d| is_live(d, now_ms))
+    }
+
     /// The current deadline of `key`: from this batch, else from the database.
     fn deadline(&self, db: &mut DB, key: &str) -> Option<u64> {
         match self.deadlines.get(key) {

@@ -39,6 +39,7 @@ use crate::config::MemoryConfig;
 use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, validate_key, validate_prefix};
+use crate::store::{optional, parse_counter};
 use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
@@ -212,6 +213,49 @@ impl Shard {
         None
     }
 
+    /// Gives slot `i` a new deadline, keeping invariant 2.
+    fn set_deadline(&mut self, i: u32, expires_at: u64) {
+        let Some(slot) = self.slots.get_mut(i as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if slot.expires_at != NEVER {
+            self.expirations.remove(&(slot.expires_at, i));
+        }
+        if expires_at != NEVER {
+            self.expirations.insert((expires_at, i));
+        }
+        slot.expires_at = expires_at;
+    }
+
+    /// The live slot of `key`, if any.
+    fn live(&self, hash: u64, key: &str, now_ms: u64) -> Option<(u32, &Slot)> {
+        let i = self.find(hash, key)?;
+        let slot = self.slot(i)?;
+        slot.is_live(|| now_ms).then_some((i, slot))
+    }
+
+    /// The live keys starting with `prefix` and after `start_after`, in
+    /// order. Only a shard holding an expired (not yet swept) entry needs
+    /// each key's deadline checked; by invariant 2 the others need no
+    /// lookups.
+    fn page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        now_ms: u64,
+    ) -> impl Iterator<Item = &'a CompactString> + 'a {
+        let lower = match start_after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let check = self.has_expired(now_ms);
+        self.order
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+            .filter(move |(_, &i)| !check || self.slot(i).is_some_and(|s| s.is_live(|| now_ms)))
+            .map(|(key, _)| key)
+    }
+
     /// Empties slot `i`, whose key hashes to `hash`, and returns what it held.
     fn remove_slot(&mut self, hash: u64, i: u32) -> Option<Slot> {
         let slot = self.slots.get_mut(i as usize)?.take()?;
@@ -261,14 +305,7 @@ impl Shard {
         prefix: &'a str,
         now_ms: u64,
     ) -> impl Iterator<Item = &'a CompactString> + 'a {
-        // Only a shard holding an expired (not yet swept) entry needs each
-        // key's deadline checked; by invariant 2 the others need no lookups.
-        let check = self.has_expired(now_ms);
-        self.order
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(move |(key, _)| key.starts_with(prefix))
-            .filter(move |(_, &i)| !check || self.slot(i).is_some_and(|s| s.is_live(|| now_ms)))
-            .map(|(key, _)| key)
+        self.page(prefix, None, now_ms)
     }
 
     #[cfg(test)]
@@ -525,6 +562,135 @@ impl MemoryStore {
         Ok(pairs)
     }
 
+    fn set_if_absent_now(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
+        self.compare_and_swap_now(key, None, value, ttl)
+    }
+
+    fn compare_and_swap_now(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        validate_key(key)?;
+        let inner = self.open_inner()?;
+        let now = inner.now_ms();
+        let value = Bytes::copy_from_slice(new);
+        let (hash, shard) = inner.shard(key);
+        let mut shard = shard.write();
+        let current = shard.live(hash, key, now).map(|(_, slot)| &slot.value[..]);
+        if current != expected {
+            return Ok(false);
+        }
+        let old = shard.insert(&inner.hasher, hash, key, value, deadline_ms(now, ttl));
+        drop(shard);
+        drop(old);
+        Ok(true)
+    }
+
+    fn increment_now(&self, key: &str, delta: i64) -> Result<i64> {
+        validate_key(key)?;
+        let inner = self.open_inner()?;
+        let now = inner.now_ms();
+        let (hash, shard) = inner.shard(key);
+        let mut shard = shard.write();
+        let (current, expires_at) = match shard.live(hash, key, now) {
+            Some((_, slot)) => (parse_counter(key, &slot.value)?, slot.expires_at),
+            None => (0, NEVER),
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| Error::InvalidValue {
+                key: key.to_owned(),
+                reason: format!("{current} + {delta} overflows a 64-bit integer"),
+            })?;
+        let value = Bytes::from(next.to_string());
+        let old = shard.insert(&inner.hasher, hash, key, value, expires_at);
+        drop(shard);
+        drop(old);
+        Ok(next)
+    }
+
+    fn expire_now(&self, key: &str, ttl: Duration) -> Result<()> {
+        validate_key(key)?;
+        let inner = self.open_inner()?;
+        let now = inner.now_ms();
+        let (hash, shard) = inner.shard(key);
+        let mut shard = shard.write();
+        let (i, _) = shard.live(hash, key, now).ok_or(Error::NotFound)?;
+        shard.set_deadline(i, deadline_ms(now, Some(ttl)));
+        Ok(())
+    }
+
+    fn list_page_now(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        validate_prefix(prefix)?;
+        let inner = self.open_inner()?;
+        let now = inner.now_ms();
+        let mut keys = Vec::new();
+        for shard in inner.shards.iter() {
+            let shard = shard.read();
+            keys.extend(
+                shard
+                    .page(prefix, start_after, now)
+                    .take(limit)
+                    .map(|k| k.to_string()),
+            );
+        }
+        keys.sort_unstable();
+        keys.truncate(limit);
+        let next = (limit > 0 && keys.len() == limit).then(|| keys[limit - 1].clone());
+        Ok((keys, next))
+    }
+
+    fn delete_many_now(&self, keys: &[&str]) -> Result<usize> {
+        for key in keys {
+            validate_key(key)?;
+        }
+        let inner = self.open_inner()?;
+        let now = inner.now_ms();
+        let mut deleted = 0;
+        for key in keys {
+            let (hash, shard) = inner.shard(key);
+            let removed = shard.write().remove(hash, key);
+            if removed.is_some_and(|slot| slot.is_live(|| now)) {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    fn delete_prefix_now(&self, prefix: &str) -> Result<usize> {
+        validate_prefix(prefix)?;
+        let inner = self.open_inner()?;
+        let now = inner.now_ms();
+        let mut deleted = 0;
+        for shard in inner.shards.iter() {
+            let mut shard = shard.write();
+            let doomed: Vec<CompactString> = shard
+                .order
+                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|(key, _)| key.starts_with(prefix))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in doomed {
+                let hash = inner.hasher.hash(&key);
+                if shard
+                    .remove(hash, &key)
+                    .is_some_and(|slot| slot.is_live(|| now))
+                {
+                    deleted += 1;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     fn count_now(&self, prefix: &str) -> Result<usize> {
         validate_prefix(prefix)?;
         Ok(self.open_inner()?.matching_count(prefix))
@@ -579,6 +745,70 @@ impl Store for MemoryStore {
 
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
         StoreFuture::ready(self.ttl_now(key))
+    }
+
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        StoreFuture::ready(keys.iter().map(|key| optional(self.get_now(key))).collect())
+    }
+
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        let result = entries
+            .iter()
+            .try_for_each(|(key, _)| validate_key(key))
+            .and_then(|()| {
+                entries
+                    .iter()
+                    .try_for_each(|(key, value)| self.set_now(key, value, ttl))
+            });
+        StoreFuture::ready(result)
+    }
+
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
+        StoreFuture::ready(self.delete_many_now(keys))
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::ready(self.set_if_absent_now(key, value, ttl))
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::ready(self.compare_and_swap_now(key, expected, new, ttl))
+    }
+
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
+        StoreFuture::ready(self.increment_now(key, delta))
+    }
+
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        StoreFuture::ready(self.expire_now(key, ttl))
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
+        StoreFuture::ready(self.list_page_now(prefix, start_after, limit))
+    }
+
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
+        StoreFuture::ready(self.delete_prefix_now(prefix))
     }
 }
 

@@ -1061,3 +1061,295 @@ pub async fn documents_close(h: &dyn Harness) {
     ));
     assert!(matches!(s.delete_doc("c", "a").await, Err(Error::Closed)));
 }
+
+// ------------------------------------------- batches, atomics, TTL, paging
+
+/// `set_many`/`get_many`/`delete_many`, with duplicates, missing keys and
+/// a bad key that stops the whole batch.
+pub async fn batches(h: &dyn Harness) {
+    let s = open(h, "batches").await;
+    let entries: [(&str, &[u8]); 4] = [("a", b"1"), ("b", b"2"), ("a", b"3"), ("c", b"")];
+    ok("set_many", s.set_many(&entries, None).await);
+    let got = ok(
+        "get_many",
+        s.get_many(&["a", "missing", "b", "a", "c"]).await,
+    );
+    let got: Vec<Option<&[u8]>> = got.iter().map(|v| v.as_deref()).collect();
+    assert_eq!(
+        got,
+        vec![
+            Some(&b"3"[..]),
+            None,
+            Some(&b"2"[..]),
+            Some(&b"3"[..]),
+            Some(&b""[..])
+        ],
+        "the last duplicate wins; answers in request order"
+    );
+    let bad: [(&str, &[u8]); 2] = [("fine", b"x"), ("", b"y")];
+    assert!(matches!(
+        s.set_many(&bad, None).await,
+        Err(Error::InvalidKey { .. })
+    ));
+    assert!(
+        get(&*s, "fine").await.is_none(),
+        "a batch with a bad key writes nothing"
+    );
+    assert!(matches!(
+        s.get_many(&["ok", ""]).await,
+        Err(Error::InvalidKey { .. })
+    ));
+    assert_eq!(
+        ok(
+            "delete_many",
+            s.delete_many(&["a", "a", "missing", "c"]).await
+        ),
+        2,
+        "a duplicate counts once"
+    );
+    assert_listing(&*s, "", &["b"]).await;
+    let ttl_entries: [(&str, &[u8]); 2] = [("t1", b"x"), ("t2", b"y")];
+    ok("set_many", s.set_many(&ttl_entries, Some(SHORT_TTL)).await);
+    h.advance(PAST_SHORT_TTL).await;
+    assert_eq!(
+        ok("get_many", s.get_many(&["t1", "t2", "b"]).await)
+            .iter()
+            .filter(|v| v.is_some())
+            .count(),
+        1
+    );
+    assert_eq!(
+        ok("delete_many", s.delete_many(&["t1", "t2"]).await),
+        0,
+        "expired keys are not counted"
+    );
+}
+
+/// `set_if_absent` is a lock: the first caller wins until the key expires.
+pub async fn set_if_absent_is_a_lock(h: &dyn Harness) {
+    let s = open(h, "lock").await;
+    assert!(ok(
+        "set_if_absent",
+        s.set_if_absent("lock", b"first", Some(SHORT_TTL)).await
+    ));
+    assert!(!ok(
+        "set_if_absent",
+        s.set_if_absent("lock", b"second", None).await
+    ));
+    assert_eq!(get(&*s, "lock").await.as_deref(), Some(&b"first"[..]));
+    h.advance(PAST_SHORT_TTL).await;
+    assert!(
+        ok(
+            "set_if_absent",
+            s.set_if_absent("lock", b"third", None).await
+        ),
+        "an expired lock can be taken"
+    );
+    assert_eq!(get(&*s, "lock").await.as_deref(), Some(&b"third"[..]));
+    assert!(matches!(
+        s.set_if_absent("", b"x", None).await,
+        Err(Error::InvalidKey { .. })
+    ));
+}
+
+/// `compare_and_swap` replaces only the expected value (`None` = absent).
+pub async fn compare_and_swap(h: &dyn Harness) {
+    let s = open(h, "cas").await;
+    assert!(
+        !ok("cas", s.compare_and_swap("k", Some(b"x"), b"y", None).await),
+        "absent is not Some(x)"
+    );
+    assert!(ok("cas", s.compare_and_swap("k", None, b"v1", None).await));
+    assert!(
+        !ok("cas", s.compare_and_swap("k", None, b"v2", None).await),
+        "present is not None"
+    );
+    assert!(!ok(
+        "cas",
+        s.compare_and_swap("k", Some(b"wrong"), b"v2", None).await
+    ));
+    assert_eq!(get(&*s, "k").await.as_deref(), Some(&b"v1"[..]));
+    assert!(ok(
+        "cas",
+        s.compare_and_swap("k", Some(b"v1"), b"v2", Some(SHORT_TTL))
+            .await
+    ));
+    assert_eq!(get(&*s, "k").await.as_deref(), Some(&b"v2"[..]));
+    h.advance(PAST_SHORT_TTL).await;
+    assert!(
+        ok("cas", s.compare_and_swap("k", None, b"v3", None).await),
+        "the swapped value took the new TTL"
+    );
+}
+
+/// `increment` counts from 0, keeps the TTL, and refuses non-integers and overflow.
+pub async fn increment(h: &dyn Harness) {
+    let s = open(h, "incr").await;
+    assert_eq!(ok("increment", s.increment("n", 5).await), 5);
+    assert_eq!(ok("increment", s.increment("n", -7).await), -2);
+    assert_eq!(
+        get(&*s, "n").await.as_deref(),
+        Some(&b"-2"[..]),
+        "counters are stored as decimal text"
+    );
+    set(&*s, "text", b"abc", None).await;
+    assert!(matches!(
+        s.increment("text", 1).await,
+        Err(Error::InvalidValue { .. })
+    ));
+    assert_eq!(
+        get(&*s, "text").await.as_deref(),
+        Some(&b"abc"[..]),
+        "a refused increment changes nothing"
+    );
+    set(&*s, "max", i64::MAX.to_string().as_bytes(), None).await;
+    assert!(matches!(
+        s.increment("max", 1).await,
+        Err(Error::InvalidValue { .. })
+    ));
+    set(&*s, "ttl", b"10", Some(LONG_TTL)).await;
+    assert_eq!(ok("increment", s.increment("ttl", 1).await), 11);
+    assert!(
+        ok("ttl", s.ttl("ttl").await).is_some(),
+        "increment keeps the TTL"
+    );
+}
+
+/// Concurrent increments lose no update; concurrent `set_if_absent` has one winner.
+pub async fn atomic_under_concurrency(h: &dyn Harness) {
+    let s = open(h, "atomic-race").await;
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                ok("increment", s.increment("counter", 1).await);
+            }
+            ok(
+                "set_if_absent",
+                s.set_if_absent("winner", format!("{t}").as_bytes(), None)
+                    .await,
+            )
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        match task.await {
+            Ok(true) => winners += 1,
+            Ok(false) => {}
+            Err(e) => panic!("a task failed: {e}"),
+        }
+    }
+    assert_eq!(winners, 1, "exactly one set_if_absent may win");
+    assert_eq!(
+        get(&*s, "counter").await.as_deref(),
+        Some(&b"800"[..]),
+        "no increment may be lost"
+    );
+}
+
+/// `expire` and `persist` change the TTL without touching the value.
+pub async fn expire_and_persist(h: &dyn Harness) {
+    let s = open(h, "expire").await;
+    assert!(matches!(
+        s.expire("absent", SHORT_TTL).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(s.persist("absent").await, Err(Error::NotFound)));
+    set(&*s, "session", b"data", None).await;
+    set(&*s, "kept", b"data", Some(SHORT_TTL)).await;
+    ok("expire", s.expire("session", SHORT_TTL).await);
+    ok("persist", s.persist("kept").await);
+    assert_eq!(ok("ttl", s.ttl("kept").await), None);
+    assert!(ok("ttl", s.ttl("session").await).is_some());
+    h.advance(PAST_SHORT_TTL).await;
+    assert!(
+        get(&*s, "session").await.is_none(),
+        "expire must make the key expire"
+    );
+    assert_eq!(
+        get(&*s, "kept").await.as_deref(),
+        Some(&b"data"[..]),
+        "persist must keep the value"
+    );
+    assert!(
+        matches!(s.expire("session", LONG_TTL).await, Err(Error::NotFound)),
+        "an expired key cannot be revived"
+    );
+}
+
+/// `list_page` pages in byte order with a cursor; `scan` streams the same keys.
+pub async fn paging_and_scan(h: &dyn Harness) {
+    use futures_util::StreamExt;
+    let s = open(h, "paging").await;
+    let keys: Vec<String> = (0..2_500).map(|i| format!("p:{i:05}")).collect();
+    let entries: Vec<(&str, &[u8])> = keys.iter().map(|k| (k.as_str(), &b"v"[..])).collect();
+    for chunk in entries.chunks(500) {
+        ok("set_many", s.set_many(chunk, None).await);
+    }
+    set(&*s, "q", b"v", None).await;
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let (page, next) = ok(
+            "list_page",
+            s.list_page("p:", cursor.as_deref(), 1000).await,
+        );
+        assert!(page.len() <= 1000);
+        pages += 1;
+        // Changes between pages: a key before the cursor appears on no page,
+        // one after it appears once.
+        if pages == 1 {
+            set(&*s, "p:00000a", b"v", None).await;
+            set(&*s, "p:99999", b"v", None).await;
+        }
+        paged.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "paging must end");
+    }
+    let mut want = keys.clone();
+    want.push("p:99999".into());
+    assert_eq!(paged, want);
+    let (page, next) = ok("list_page", s.list_page("p:", Some("p:99999"), 10).await);
+    assert!(page.is_empty() && next.is_none());
+    let streamed: Vec<String> = s.scan("p:").map(|k| k.expect("scan")).collect().await;
+    assert_eq!(streamed, list(&*s, "p:").await);
+    assert_eq!(streamed.len(), 2_502);
+}
+
+/// `delete_prefix` and `clear` stay inside the namespace.
+pub async fn delete_prefix_and_clear(h: &dyn Harness) {
+    let s = open(h, "bulk").await;
+    let neighbours = [
+        open(h, "bulk2").await,
+        open(h, "bulk:x").await,
+        open(h, "bul").await,
+    ];
+    for store in neighbours.iter().chain(std::iter::once(&s)) {
+        for key in ["a1", "a2", "ab", "b1"] {
+            set(&**store, key, b"v", None).await;
+        }
+    }
+    set(&*s, "a-ttl", b"v", Some(SHORT_TTL)).await;
+    h.advance(PAST_SHORT_TTL).await;
+    assert_eq!(
+        ok("delete_prefix", s.delete_prefix("a").await),
+        3,
+        "expired keys are not counted"
+    );
+    assert_listing(&*s, "", &["b1"]).await;
+    set(&*s, "c", b"v", None).await;
+    assert_eq!(ok("clear", s.clear().await), 2);
+    assert_listing(&*s, "", &[]).await;
+    for store in &neighbours {
+        assert_eq!(
+            list(&**store, "").await,
+            vec!["a1", "a2", "ab", "b1"],
+            "a neighbour namespace lost keys"
+        );
+    }
+}

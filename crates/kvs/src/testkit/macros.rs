@@ -39,11 +39,19 @@ macro_rules! conformance_tests {
             documents_isolation,
             documents_bad_input,
             documents_close,
+            batches,
+            set_if_absent_is_a_lock,
+            compare_and_swap,
+            increment,
+            expire_and_persist,
+            paging_and_scan,
+            delete_prefix_and_clear,
         );
         $crate::__conformance_cases!($harness, MultiThread:
             close_races,
             concurrent_tasks,
             documents_many,
+            atomic_under_concurrency,
         );
 
         #[test]

@@ -68,6 +68,7 @@ use crate::config::SqliteConfig;
 use crate::expiry::{deadline_ms, remaining, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
+use crate::store::parse_counter;
 use crate::worker::{next_batch, Next};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
@@ -94,6 +95,12 @@ const LIST_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 A
 /// How many keys [`LIST_SQL`] returns.
 const COUNT_SQL: &str = "SELECT count(*) FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
      AND (expires_at IS NULL OR expires_at >= ?4)";
+/// Stores ?3 under key ?2 of namespace ?1 with deadline ?4.
+const UPSERT_SQL: &str = "INSERT INTO kvs (namespace, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
+/// A page of [`LIST_SQL`]: keys after ?5, at most ?6 of them.
+const PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
+     AND key > ?5 AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key LIMIT ?6";
 /// Writes committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
 /// Expired rows deleted per sweep statement, so writes can interleave.
@@ -162,12 +169,71 @@ enum Write {
         collection: String,
         id: String,
     },
+    SetMany {
+        entries: Vec<(String, Vec<u8>)>,
+        expires_at: Option<i64>,
+    },
+    /// Answers with the number of live keys deleted.
+    DeleteMany {
+        keys: Vec<String>,
+        now: i64,
+    },
+    /// Answers with whether it swapped; `expected: None` means "absent".
+    CompareAndSwap {
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+        expires_at: Option<i64>,
+        now: i64,
+    },
+    /// Answers with the new value.
+    Increment {
+        key: String,
+        delta: i64,
+        now: i64,
+    },
+    /// `NotFound` unless the key is live.
+    Expire {
+        key: String,
+        expires_at: Option<i64>,
+        now: i64,
+    },
+    /// Answers with the number of live keys deleted.
+    DeletePrefix {
+        start: String,
+        end: rusqlite::types::Value,
+        now: i64,
+    },
+}
+
+impl Write {
+    /// Whether the write is one statement, which needs no transaction of
+    /// its own to be atomic.
+    fn is_single_statement(&self) -> bool {
+        matches!(
+            self,
+            Write::Set { .. }
+                | Write::Delete { .. }
+                | Write::PutDoc { .. }
+                | Write::DeleteDoc { .. }
+                | Write::CompareAndSwap { .. }
+                | Write::Expire { .. }
+        )
+    }
+}
+
+/// What a write answers.
+enum Outcome {
+    Done,
+    Flag(bool),
+    Count(usize),
+    Number(i64),
 }
 
 struct Command {
     namespace: Arc<str>,
     write: Write,
-    done: oneshot::Sender<Result<()>>,
+    done: oneshot::Sender<Result<Outcome>>,
 }
 
 impl SqliteStore {
@@ -226,6 +292,17 @@ impl SqliteStore {
     }
 
     fn write<'a>(&'a self, write: Write) -> StoreFuture<'a, ()> {
+        self.write_for(write, |outcome| {
+            matches!(outcome, Outcome::Done).then_some(())
+        })
+    }
+
+    /// Sends `write` to the writer thread; `unpack` reads its answer.
+    fn write_for<'a, T: Send + 'static>(
+        &'a self,
+        write: Write,
+        unpack: fn(Outcome) -> Option<T>,
+    ) -> StoreFuture<'a, T> {
         let database = match self.database() {
             Ok(db) => db,
             Err(e) => return StoreFuture::ready(Err(e)),
@@ -246,7 +323,14 @@ impl SqliteStore {
                 return Err(Error::Closed);
             }
             // The writer drops `done` without answering only when it stops.
-            result.await.unwrap_or(Err(Error::Closed))
+            let outcome = result.await.unwrap_or(Err(Error::Closed))?;
+            unpack(outcome).ok_or_else(|| {
+                Error::backend(
+                    BACKEND,
+                    "writing",
+                    "the writer answered with the wrong kind of result",
+                )
+            })
         })
     }
 }
@@ -279,16 +363,8 @@ impl Store for SqliteStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        if let Err(e) = validate_key(key) {
+        if let Err(e) = validate_key(key).and_then(|()| check_size(key, value)) {
             return StoreFuture::ready(Err(e));
-        }
-        if value.len() > MAX_VALUE_LEN {
-            return StoreFuture::ready(Err(Error::ValueTooLarge {
-                backend: BACKEND,
-                key: key.to_owned(),
-                size: value.len(),
-                limit: MAX_VALUE_LEN,
-            }));
         }
         let expires_at = to_sql_time(deadline_ms(self.clock.now_ms(), ttl));
         self.write(Write::Set {
@@ -373,6 +449,161 @@ impl Store for SqliteStore {
         })
     }
 
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        if let Err(e) = keys.iter().try_for_each(|k| validate_key(k)) {
+            return StoreFuture::ready(Err(e));
+        }
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.read("reading keys", move |conn, namespace, now| {
+            let mut get = conn.prepare_cached(
+                "SELECT value FROM kvs WHERE namespace = ?1 AND key = ?2 \
+                 AND (expires_at IS NULL OR expires_at >= ?3)",
+            )?;
+            keys.iter()
+                .map(|key| {
+                    get.query_row(params![namespace, key, now], |row| row.get::<_, Vec<u8>>(0))
+                        .optional()
+                        .map(|v| v.map(Bytes::from))
+                })
+                .collect()
+        })
+    }
+
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        for (key, value) in entries {
+            if let Err(e) = validate_key(key).and_then(|()| check_size(key, value)) {
+                return StoreFuture::ready(Err(e));
+            }
+        }
+        let expires_at = to_sql_time(deadline_ms(self.clock.now_ms(), ttl));
+        let entries = entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect();
+        self.write(Write::SetMany {
+            entries,
+            expires_at,
+        })
+    }
+
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
+        if let Err(e) = keys.iter().try_for_each(|k| validate_key(k)) {
+            return StoreFuture::ready(Err(e));
+        }
+        let keys = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.write_for(
+            Write::DeleteMany {
+                keys,
+                now: self.now(),
+            },
+            count,
+        )
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        self.compare_and_swap(key, None, value, ttl)
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        if let Err(e) = validate_key(key).and_then(|()| check_size(key, new)) {
+            return StoreFuture::ready(Err(e));
+        }
+        let write = Write::CompareAndSwap {
+            key: key.to_owned(),
+            expected: expected.map(<[u8]>::to_vec),
+            value: new.to_vec(),
+            expires_at: to_sql_time(deadline_ms(self.clock.now_ms(), ttl)),
+            now: self.now(),
+        };
+        self.write_for(write, |o| match o {
+            Outcome::Flag(b) => Some(b),
+            _ => None,
+        })
+    }
+
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        let write = Write::Increment {
+            key: key.to_owned(),
+            delta,
+            now: self.now(),
+        };
+        self.write_for(write, |o| match o {
+            Outcome::Number(n) => Some(n),
+            _ => None,
+        })
+    }
+
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        if let Err(e) = validate_key(key) {
+            return StoreFuture::ready(Err(e));
+        }
+        let write = Write::Expire {
+            key: key.to_owned(),
+            expires_at: to_sql_time(deadline_ms(self.clock.now_ms(), Some(ttl))),
+            now: self.now(),
+        };
+        self.write(write)
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
+        if let Err(e) = validate_prefix(prefix) {
+            return StoreFuture::ready(Err(e));
+        }
+        let (start, end) = (prefix.to_owned(), upper_bound(prefix));
+        let after = start_after.unwrap_or("").to_owned();
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let page = self.read("listing a page of keys", move |conn, namespace, now| {
+            let mut statement = conn.prepare_cached(PAGE_SQL)?;
+            let keys = statement
+                .query_map(
+                    params![namespace, start, end, now, after, limit_sql],
+                    |row| row.get(0),
+                )?
+                .collect::<rusqlite::Result<Vec<String>>>();
+            keys
+        });
+        StoreFuture::boxed(async move {
+            let keys = page.await?;
+            let next = (limit > 0 && keys.len() == limit).then(|| keys[limit - 1].clone());
+            Ok((keys, next))
+        })
+    }
+
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
+        if let Err(e) = validate_prefix(prefix) {
+            return StoreFuture::ready(Err(e));
+        }
+        let write = Write::DeletePrefix {
+            start: prefix.to_owned(),
+            end: upper_bound(prefix),
+            now: self.now(),
+        };
+        self.write_for(write, count)
+    }
+
     fn close(&self) -> StoreFuture<'_, ()> {
         let database = self.database.lock().take();
         StoreFuture::boxed(async move {
@@ -411,6 +642,26 @@ fn upper_bound(prefix: &str) -> rusqlite::types::Value {
         Some(end) => rusqlite::types::Value::Text(end),
         None => rusqlite::types::Value::Blob(Vec::new()),
     }
+}
+
+fn count(outcome: Outcome) -> Option<usize> {
+    match outcome {
+        Outcome::Count(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// `ValueTooLarge` for a value SQLite cannot hold.
+fn check_size(key: &str, value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::ValueTooLarge {
+            backend: BACKEND,
+            key: key.to_owned(),
+            size: value.len(),
+            limit: MAX_VALUE_LEN,
+        });
+    }
+    Ok(())
 }
 
 /// Milliseconds as SQLite's `INTEGER`, `None` (NULL) for never.
@@ -594,11 +845,12 @@ fn writer_loop(
 /// A statement that fails has no effect and fails only its own command;
 /// if the commit fails, every command fails.
 fn commit(conn: &Connection, path: &Path, mut batch: Vec<Command>) {
-    // A lone write is its own transaction: no BEGIN/COMMIT round.
-    if batch.len() == 1 {
+    // A lone one-statement write is its own transaction: no BEGIN/COMMIT
+    // round. Anything else runs in one IMMEDIATE transaction, which makes
+    // read-modify-write operations atomic across processes too.
+    if batch.len() == 1 && batch[0].write.is_single_statement() {
         if let Some(command) = batch.pop() {
-            let result = apply(conn, &command.namespace, &command.write)
-                .map_err(|e| sqlite_error(path, "writing to", e));
+            let result = apply(conn, path, &command.namespace, &command.write);
             let _ = command.done.send(result);
         }
         return;
@@ -613,11 +865,10 @@ fn commit(conn: &Connection, path: &Path, mut batch: Vec<Command>) {
         );
         return;
     }
-    let results: Vec<(oneshot::Sender<Result<()>>, Result<()>)> = batch
+    let results: Vec<(oneshot::Sender<Result<Outcome>>, Result<Outcome>)> = batch
         .into_iter()
         .map(|command| {
-            let result = apply(conn, &command.namespace, &command.write)
-                .map_err(|e| sqlite_error(path, "writing to", e));
+            let result = apply(conn, path, &command.namespace, &command.write);
             (command.done, result)
         })
         .collect();
@@ -644,7 +895,7 @@ fn fail_all(
     path: &Path,
     what: &str,
     e: &rusqlite::Error,
-    waiting: impl Iterator<Item = oneshot::Sender<Result<()>>>,
+    waiting: impl Iterator<Item = oneshot::Sender<Result<Outcome>>>,
 ) {
     for done in waiting {
         let source = std::io::Error::other(e.to_string());
@@ -656,19 +907,28 @@ fn fail_all(
     }
 }
 
-fn apply(conn: &Connection, namespace: &str, write: &Write) -> rusqlite::Result<()> {
+/// Performs one write; a failed one changes nothing.
+fn apply(conn: &Connection, path: &Path, namespace: &str, write: &Write) -> Result<Outcome> {
+    apply_sql(conn, namespace, write)
+        .map_err(|e| sqlite_error(path, "writing to", e))
+        .and_then(|outcome| outcome)
+}
+
+/// The SQL of [`apply`]; the inner result carries the refusals that are
+/// not SQLite's (a missing key, a value that is not a counter).
+fn apply_sql(
+    conn: &Connection,
+    namespace: &str,
+    write: &Write,
+) -> rusqlite::Result<Result<Outcome>> {
     match write {
         Write::Set {
             key,
             value,
             expires_at,
         } => {
-            conn.prepare_cached(
-                "INSERT INTO kvs (namespace, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (namespace, key) DO UPDATE \
-                 SET value = excluded.value, expires_at = excluded.expires_at",
-            )?
-            .execute(params![namespace, key, value, expires_at])?;
+            conn.prepare_cached(UPSERT_SQL)?
+                .execute(params![namespace, key, value, expires_at])?;
         }
         Write::Delete { key } => {
             conn.prepare_cached("DELETE FROM kvs WHERE namespace = ?1 AND key = ?2")?
@@ -696,8 +956,124 @@ fn apply(conn: &Connection, namespace: &str, write: &Write) -> rusqlite::Result<
             )?
             .execute(params![namespace, collection, id])?;
         }
+        Write::SetMany {
+            entries,
+            expires_at,
+        } => {
+            let mut upsert = conn.prepare_cached(UPSERT_SQL)?;
+            for (key, value) in entries {
+                upsert.execute(params![namespace, key, value, expires_at])?;
+            }
+        }
+        Write::DeleteMany { keys, now } => {
+            let mut seen = std::collections::HashSet::new();
+            let mut deleted = 0;
+            for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
+                deleted += conn
+                    .prepare_cached(
+                        "DELETE FROM kvs WHERE namespace = ?1 AND key = ?2 \
+                         AND (expires_at IS NULL OR expires_at >= ?3)",
+                    )?
+                    .execute(params![namespace, key, now])?;
+                // An expired leftover goes too, uncounted.
+                conn.prepare_cached("DELETE FROM kvs WHERE namespace = ?1 AND key = ?2")?
+                    .execute(params![namespace, key])?;
+            }
+            return Ok(Ok(Outcome::Count(deleted)));
+        }
+        Write::CompareAndSwap {
+            key,
+            expected: None,
+            value,
+            expires_at,
+            now,
+        } => {
+            // Inserts, or replaces an expired row; a live row stays.
+            let changed = conn
+                .prepare_cached(
+                    "INSERT INTO kvs (namespace, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (namespace, key) DO UPDATE \
+                     SET value = excluded.value, expires_at = excluded.expires_at \
+                     WHERE kvs.expires_at IS NOT NULL AND kvs.expires_at < ?5",
+                )?
+                .execute(params![namespace, key, value, expires_at, now])?;
+            return Ok(Ok(Outcome::Flag(changed == 1)));
+        }
+        Write::CompareAndSwap {
+            key,
+            expected: Some(expected),
+            value,
+            expires_at,
+            now,
+        } => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE kvs SET value = ?3, expires_at = ?4 \
+                     WHERE namespace = ?1 AND key = ?2 AND value = ?5 \
+                     AND (expires_at IS NULL OR expires_at >= ?6)",
+                )?
+                .execute(params![namespace, key, value, expires_at, expected, now])?;
+            return Ok(Ok(Outcome::Flag(changed == 1)));
+        }
+        Write::Increment { key, delta, now } => {
+            let current: Option<(Vec<u8>, Option<i64>)> = conn
+                .prepare_cached(
+                    "SELECT value, expires_at FROM kvs WHERE namespace = ?1 AND key = ?2 \
+                     AND (expires_at IS NULL OR expires_at >= ?3)",
+                )?
+                .query_row(params![namespace, key, now], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let (count, expires_at) = match &current {
+                Some((value, expires_at)) => match parse_counter(key, value) {
+                    Ok(n) => (n, *expires_at),
+                    Err(e) => return Ok(Err(e)),
+                },
+                None => (0, None),
+            };
+            let Some(next) = count.checked_add(*delta) else {
+                return Ok(Err(Error::InvalidValue {
+                    key: key.clone(),
+                    reason: format!("{count} + {delta} overflows a 64-bit integer"),
+                }));
+            };
+            conn.prepare_cached(UPSERT_SQL)?.execute(params![
+                namespace,
+                key,
+                next.to_string().into_bytes(),
+                expires_at
+            ])?;
+            return Ok(Ok(Outcome::Number(next)));
+        }
+        Write::Expire {
+            key,
+            expires_at,
+            now,
+        } => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE kvs SET expires_at = ?3 WHERE namespace = ?1 AND key = ?2 \
+                     AND (expires_at IS NULL OR expires_at >= ?4)",
+                )?
+                .execute(params![namespace, key, expires_at, now])?;
+            if changed == 0 {
+                return Ok(Err(Error::NotFound));
+            }
+        }
+        Write::DeletePrefix { start, end, now } => {
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
+                     AND (expires_at IS NULL OR expires_at >= ?4)",
+                )?
+                .execute(params![namespace, start, end, now])?;
+            conn.prepare_cached("DELETE FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3")?
+                .execute(params![namespace, start, end])?;
+            return Ok(Ok(Outcome::Count(deleted)));
+        }
     }
-    Ok(())
+    Ok(Ok(Outcome::Done))
 }
 
 /// Deletes rows whose deadline has passed, in batches, through the
@@ -784,6 +1160,7 @@ mod tests {
             let expires: Option<i64> = if i % 2 == 0 { Some(100) } else { None };
             apply(
                 &conn,
+                Path::new(":memory:"),
                 "n",
                 &Write::Set {
                     key: format!("k{i}"),
