@@ -785,8 +785,14 @@ fn create_schema(conn: &Connection, path: &Path) -> Result<()> {
             format!("its kvs schema version is {version}, newer than this kvs understands ({SCHEMA_VERSION}); upgrade kvs"),
         ));
     }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // IMMEDIATE takes the write lock at once (waiting up to the busy
+    // timeout), so two processes creating the schema together take turns
+    // instead of one failing with "database is locked".
     conn.execute_batch(
-        "BEGIN;
+        "BEGIN IMMEDIATE;
          CREATE TABLE IF NOT EXISTS kvs (
              namespace  TEXT    NOT NULL,
              key        TEXT    NOT NULL,
