@@ -244,6 +244,26 @@ fn sqlite(
                 raw_sync,
                 Some(5.0),
             ));
+            // set_many of 1,000 keys (one transaction) against 1,000 single
+            // durable sets through kvs.
+            let value = vec![0xAB_u8; VALUE_LEN];
+            let keys: Vec<String> = (0..1000).map(|i| format!("batch-{i:06}")).collect();
+            let entries: Vec<(&str, &[u8])> = keys
+                .iter()
+                .map(|k| (k.as_str(), value.as_slice()))
+                .collect();
+            let batched = best_rate(sizes.rounds, 1000, |_| {
+                rt.block_on(store.set_many(&entries, None))
+                    .expect("set_many");
+            });
+            let single = kvs_sets(rt, &store, 1000, 1, "single-");
+            rows.push(Row::new(
+                "sqlite set_many 1000 (FULL)",
+                batched,
+                "kvs single sets (FULL)",
+                single,
+                Some(20.0),
+            ));
         }
         rt.block_on(store.close()).expect("close");
     }
