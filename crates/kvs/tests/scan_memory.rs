@@ -52,7 +52,10 @@ async fn a_million_key_scan_keeps_memory_flat() {
         let store = kvs::open(&Config::from_yaml(&yaml).expect("config"))
             .await
             .expect("open");
+        let started = std::time::Instant::now();
         fill(&store).await;
+        let filled = started.elapsed();
+        let started = std::time::Instant::now();
         assert!(reset_peak());
         let before = status_kb("VmRSS:").expect("VmRSS") * 1024;
         let mut stream = store.scan("s:");
@@ -67,7 +70,8 @@ async fn a_million_key_scan_keeps_memory_flat() {
         let peak = status_kb("VmHWM:").expect("VmHWM") * 1024;
         let grew = peak.saturating_sub(before);
         eprintln!(
-            "{yaml:?}: scanned {count} keys; peak memory grew {:.1} MB",
+            "{yaml:?}: filled in {filled:?}, scanned {count} keys in {:?}; peak memory grew {:.1} MB",
+            started.elapsed(),
             grew as f64 / 1e6
         );
         assert_eq!(count, KEYS);

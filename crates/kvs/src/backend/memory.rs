@@ -46,7 +46,8 @@ use bytes::Bytes;
 use compact_str::CompactString;
 use hashbrown::HashTable;
 use parking_lot::{Condvar, Mutex, RwLock};
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -632,18 +633,28 @@ impl MemoryStore {
         validate_prefix(prefix)?;
         let inner = self.open_inner()?;
         let now = inner.now_ms();
-        let mut keys = Vec::new();
-        for shard in inner.shards.iter() {
-            let shard = shard.read();
-            keys.extend(
-                shard
-                    .page(prefix, start_after, now)
-                    .take(limit)
-                    .map(|k| k.to_string()),
-            );
+        // Merge the shards' sorted runs, taking only `limit` keys: the cost
+        // is O(shards · log n + limit · log shards), whatever the key count.
+        let guards: Vec<_> = inner.shards.iter().map(|shard| shard.read()).collect();
+        let mut runs: Vec<_> = guards
+            .iter()
+            .map(|shard| shard.page(prefix, start_after, now).peekable())
+            .collect();
+        let mut heads: BinaryHeap<Reverse<(&CompactString, usize)>> = runs
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, run)| run.next().map(|key| Reverse((key, i))))
+            .collect();
+        let mut keys = Vec::with_capacity(limit.min(1024));
+        while keys.len() < limit {
+            let Some(Reverse((key, i))) = heads.pop() else {
+                break;
+            };
+            keys.push(key.to_string());
+            if let Some(next) = runs[i].next() {
+                heads.push(Reverse((next, i)));
+            }
         }
-        keys.sort_unstable();
-        keys.truncate(limit);
         let next = (limit > 0 && keys.len() == limit).then(|| keys[limit - 1].clone());
         Ok((keys, next))
     }

@@ -98,9 +98,14 @@ const COUNT_SQL: &str = "SELECT count(*) FROM kvs WHERE namespace = ?1 AND key >
 /// Stores ?3 under key ?2 of namespace ?1 with deadline ?4.
 const UPSERT_SQL: &str = "INSERT INTO kvs (namespace, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
      ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
-/// A page of [`LIST_SQL`]: keys after ?5, at most ?6 of them.
-const PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
-     AND key > ?5 AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key LIMIT ?6";
+/// A page of [`LIST_SQL`] from its start: at most ?5 keys.
+const FIRST_PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
+     AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key LIMIT ?5";
+/// A later page: at most ?5 keys after ?2, which is at or after the prefix.
+/// (One statement with both `key >= prefix` and `key > after` let the
+/// planner start every page at the prefix, making a full scan quadratic.)
+const NEXT_PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key > ?2 AND key < ?3 \
+     AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key LIMIT ?5";
 /// Writes committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
 /// Expired rows deleted per sweep statement, so writes can interleave.
@@ -572,16 +577,18 @@ impl Store for SqliteStore {
         if let Err(e) = validate_prefix(prefix) {
             return StoreFuture::ready(Err(e));
         }
-        let (start, end) = (prefix.to_owned(), upper_bound(prefix));
-        let after = start_after.unwrap_or("").to_owned();
+        let end = upper_bound(prefix);
+        let (sql, start) = match start_after {
+            Some(after) if after >= prefix => (NEXT_PAGE_SQL, after.to_owned()),
+            _ => (FIRST_PAGE_SQL, prefix.to_owned()),
+        };
         let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
         let page = self.read("listing a page of keys", move |conn, namespace, now| {
-            let mut statement = conn.prepare_cached(PAGE_SQL)?;
+            let mut statement = conn.prepare_cached(sql)?;
             let keys = statement
-                .query_map(
-                    params![namespace, start, end, now, after, limit_sql],
-                    |row| row.get(0),
-                )?
+                .query_map(params![namespace, start, end, now, limit_sql], |row| {
+                    row.get(0)
+                })?
                 .collect::<rusqlite::Result<Vec<String>>>();
             keys
         });
@@ -1128,11 +1135,25 @@ mod tests {
     fn prefix_queries_use_the_primary_key_range() {
         let conn = Connection::open_in_memory().unwrap();
         create_schema(&conn, Path::new(":memory:")).unwrap();
-        for sql in [LIST_SQL, COUNT_SQL] {
+        for (sql, limit) in [
+            (LIST_SQL, None),
+            (COUNT_SQL, None),
+            (FIRST_PAGE_SQL, Some(10)),
+            (NEXT_PAGE_SQL, Some(10)),
+        ] {
+            let mut args: Vec<rusqlite::types::Value> = vec![
+                "n".to_owned().into(),
+                "a".to_owned().into(),
+                "b".to_owned().into(),
+                0.into(),
+            ];
+            args.extend(limit.map(rusqlite::types::Value::Integer));
             let plan: Vec<String> = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap()
-                .query_map(params!["n", "a", "b", 0], |row| row.get::<_, String>(3))
+                .query_map(rusqlite::params_from_iter(args), |row| {
+                    row.get::<_, String>(3)
+                })
                 .unwrap()
                 .collect::<rusqlite::Result<_>>()
                 .unwrap();
