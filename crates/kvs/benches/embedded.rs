@@ -126,6 +126,41 @@ fn kvs_gets(
     order.len() as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The latency of `list` and `count` of 100 keys among `sizes.list_keys`
+/// (keys `k{i:015}`), as a line for the report.
+fn list_count_latency(
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<dyn Store>,
+    sizes: &Sizes,
+    name: &str,
+) -> String {
+    let prefixes: Vec<String> = shuffled(sizes.list_keys / 100, 9)
+        .into_iter()
+        .take(sizes.lists)
+        .map(|j| format!("k{j:013}"))
+        .collect();
+    let list = best_rate(sizes.rounds, prefixes.len(), |_| {
+        rt.block_on(async {
+            for p in &prefixes {
+                assert_eq!(store.list(p).await.expect("list").len(), 100);
+            }
+        })
+    });
+    let count = best_rate(sizes.rounds, prefixes.len(), |_| {
+        rt.block_on(async {
+            for p in &prefixes {
+                assert_eq!(store.count(p).await.expect("count"), 100);
+            }
+        })
+    });
+    format!(
+        "{name} list of 100 among {} keys: {:.0} us; count: {:.0} us (target < 2000 us)",
+        sizes.list_keys,
+        1e6 / list,
+        1e6 / count
+    )
+}
+
 // ---------------------------------------------------------------- SQLite
 
 fn raw_sqlite(path: &Path, durable: bool) -> Connection {
@@ -345,32 +380,8 @@ fn sqlite(
         rt.block_on(SqliteStore::open("bench", config))
             .expect("open"),
     );
-    let prefixes: Vec<String> = shuffled(sizes.list_keys / 100, 9)
-        .into_iter()
-        .take(sizes.lists)
-        .map(|j| format!("k{j:013}"))
-        .collect();
-    let list = best_rate(sizes.rounds, prefixes.len(), |_| {
-        rt.block_on(async {
-            for p in &prefixes {
-                assert_eq!(store.list(p).await.expect("list").len(), 100);
-            }
-        })
-    });
-    let count = best_rate(sizes.rounds, prefixes.len(), |_| {
-        rt.block_on(async {
-            for p in &prefixes {
-                assert_eq!(store.count(p).await.expect("count"), 100);
-            }
-        })
-    });
+    notes.push(list_count_latency(rt, &store, sizes, "sqlite"));
     rt.block_on(store.close()).expect("close");
-    notes.push(format!(
-        "sqlite list of 100 among {} keys: {:.0} us; count: {:.0} us (target < 2000 us)",
-        sizes.list_keys,
-        1e6 / list,
-        1e6 / count
-    ));
 }
 
 // ---------------------------------------------------------------- LevelDB
@@ -547,30 +558,6 @@ fn leveldb(
         rt.block_on(LevelDbStore::open("list", config))
             .expect("open"),
     );
-    let prefixes: Vec<String> = shuffled(sizes.list_keys / 100, 9)
-        .into_iter()
-        .take(sizes.lists)
-        .map(|j| format!("k{j:013}"))
-        .collect();
-    let list = best_rate(sizes.rounds, prefixes.len(), |_| {
-        rt.block_on(async {
-            for p in &prefixes {
-                assert_eq!(store.list(p).await.expect("list").len(), 100);
-            }
-        })
-    });
-    let count = best_rate(sizes.rounds, prefixes.len(), |_| {
-        rt.block_on(async {
-            for p in &prefixes {
-                assert_eq!(store.count(p).await.expect("count"), 100);
-            }
-        })
-    });
+    notes.push(list_count_latency(rt, &store, sizes, "leveldb"));
     rt.block_on(store.close()).expect("close");
-    notes.push(format!(
-        "leveldb list of 100 among {} keys: {:.0} us; count: {:.0} us (target < 2000 us)",
-        sizes.list_keys,
-        1e6 / list,
-        1e6 / count
-    ));
 }

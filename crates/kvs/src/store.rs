@@ -308,6 +308,17 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// In a method returning a [`StoreFuture`]: returns the error of `$check`
+/// as a ready future, before any work starts.
+macro_rules! check {
+    ($check:expr) => {
+        if let Err(e) = $check {
+            return $crate::StoreFuture::ready(Err(e));
+        }
+    };
+}
+pub(crate) use check;
+
 /// The stream [`Store::scan`] returns.
 pub type KeyStream<'a> = Pin<Box<dyn futures_core::Stream<Item = Result<String>> + Send + 'a>>;
 
@@ -324,16 +335,27 @@ fn validate_all<'k>(keys: impl Iterator<Item = &'k str>) -> Result<()> {
     Ok(())
 }
 
-/// The integer a counter value holds, for [`Store::increment`]: ASCII
-/// decimal, optionally signed, as Redis's `INCRBY` reads it.
-pub(crate) fn parse_counter(key: &str, value: &[u8]) -> Result<i64> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|text| text.parse::<i64>().ok())
-        .ok_or_else(|| crate::Error::InvalidValue {
-            key: key.to_owned(),
-            reason: "is not a decimal 64-bit integer, so it cannot be incremented".into(),
-        })
+/// The value [`Store::increment`] stores: the decimal integer in
+/// `current` (`None`: absent, counts as 0) plus `delta`. A value that is
+/// not an ASCII decimal `i64` (as Redis's `INCRBY` reads it), or an
+/// overflow, is `InvalidValue`.
+pub(crate) fn next_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64> {
+    let invalid = |reason: String| crate::Error::InvalidValue {
+        key: key.to_owned(),
+        reason,
+    };
+    let count = match current {
+        None => 0,
+        Some(value) => std::str::from_utf8(value)
+            .ok()
+            .and_then(|text| text.parse::<i64>().ok())
+            .ok_or_else(|| {
+                invalid("is not a decimal 64-bit integer, so it cannot be incremented".into())
+            })?,
+    };
+    count
+        .checked_add(delta)
+        .ok_or_else(|| invalid(format!("{count} + {delta} overflows a 64-bit integer")))
 }
 
 /// `Ok(None)` for `NotFound`.

@@ -41,7 +41,7 @@ use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{namespace_dir_name, normalize_namespace, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
-use crate::store::parse_counter;
+use crate::store::{check, next_counter};
 use crate::worker::{next_batch, Next};
 use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
@@ -265,9 +265,7 @@ impl LevelDbStore {
 
 impl Store for LevelDbStore {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let found = self.call(Op::Get(key.to_owned()), |r| match r {
             Reply::Value(v) => Some(v),
             _ => None,
@@ -281,9 +279,7 @@ impl Store for LevelDbStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let expires_at = deadline_ms(self.clock.now_ms(), ttl);
         let op = Op::Set {
             key: key.to_owned(),
@@ -294,16 +290,12 @@ impl Store for LevelDbStore {
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         self.call(Op::Delete(key.to_owned()), done)
     }
 
     fn exists<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         self.call(Op::Exists(key.to_owned()), |r| match r {
             Reply::Bool(b) => Some(b),
             _ => None,
@@ -311,9 +303,7 @@ impl Store for LevelDbStore {
     }
 
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
-        if let Err(e) = validate_prefix(prefix) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_prefix(prefix));
         self.call(Op::List(prefix.to_owned()), |r| match r {
             Reply::Keys(keys) => Some(keys),
             _ => None,
@@ -321,9 +311,7 @@ impl Store for LevelDbStore {
     }
 
     fn count<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-        if let Err(e) = validate_prefix(prefix) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_prefix(prefix));
         self.call(Op::Count(prefix.to_owned()), |r| match r {
             Reply::Count(n) => Some(n),
             _ => None,
@@ -331,9 +319,7 @@ impl Store for LevelDbStore {
     }
 
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let now = self.clock.now_ms();
         let found = self.call(Op::Deadline(key.to_owned()), |r| match r {
             Reply::Deadline(d) => Some(d),
@@ -346,9 +332,7 @@ impl Store for LevelDbStore {
     }
 
     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        if let Err(e) = keys.iter().try_for_each(|k| validate_key(k)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(keys.iter().try_for_each(|k| validate_key(k)));
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
         self.call(Op::GetMany(keys), |r| match r {
             Reply::Values(v) => Some(v),
@@ -361,9 +345,7 @@ impl Store for LevelDbStore {
         entries: &'a [(&'a str, &'a [u8])],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        if let Err(e) = entries.iter().try_for_each(|(k, _)| validate_key(k)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(entries.iter().try_for_each(|(k, _)| validate_key(k)));
         let op = Op::SetMany {
             entries: entries
                 .iter()
@@ -375,9 +357,7 @@ impl Store for LevelDbStore {
     }
 
     fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
-        if let Err(e) = keys.iter().try_for_each(|k| validate_key(k)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(keys.iter().try_for_each(|k| validate_key(k)));
         // A duplicate is deleted (and counted) once.
         let mut seen = std::collections::HashSet::new();
         let keys = keys
@@ -404,9 +384,7 @@ impl Store for LevelDbStore {
         new: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let op = Op::CompareAndSwap {
             key: key.to_owned(),
             expected: expected.map(<[u8]>::to_vec),
@@ -420,9 +398,7 @@ impl Store for LevelDbStore {
     }
 
     fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         self.call(
             Op::Increment {
                 key: key.to_owned(),
@@ -436,9 +412,7 @@ impl Store for LevelDbStore {
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let op = Op::Expire {
             key: key.to_owned(),
             expires_at: deadline_ms(self.clock.now_ms(), Some(ttl)),
@@ -452,9 +426,7 @@ impl Store for LevelDbStore {
         start_after: Option<&'a str>,
         limit: usize,
     ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
-        if let Err(e) = validate_prefix(prefix) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_prefix(prefix));
         let op = Op::ListPage {
             prefix: prefix.to_owned(),
             after: start_after.map(str::to_owned),
@@ -472,9 +444,7 @@ impl Store for LevelDbStore {
     }
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-        if let Err(e) = validate_prefix(prefix) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_prefix(prefix));
         self.call(Op::DeletePrefix(prefix.to_owned()), count)
     }
 
@@ -770,19 +740,11 @@ impl Worker {
             }
             Op::Increment { key, delta } => {
                 let current = self.db.get(&data_key(&key)).filter(|r| live(r));
-                let (count, expires_at) = match &current {
-                    Some(record) => (
-                        parse_counter(&key, &record[HEADER..])?,
-                        record_deadline(record).unwrap_or(NEVER),
-                    ),
-                    None => (0, NEVER),
-                };
-                let next = count
-                    .checked_add(delta)
-                    .ok_or_else(|| Error::InvalidValue {
-                        key: key.clone(),
-                        reason: format!("{count} + {delta} overflows a 64-bit integer"),
-                    })?;
+                let next = next_counter(&key, current.as_ref().map(|r| &r[HEADER..]), delta)?;
+                let expires_at = current
+                    .as_deref()
+                    .and_then(record_deadline)
+                    .unwrap_or(NEVER);
                 pending.set(&mut self.db, key, next.to_string().as_bytes(), expires_at);
                 Reply::Number(next)
             }

@@ -39,7 +39,7 @@ use crate::config::MemoryConfig;
 use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, validate_key, validate_prefix};
-use crate::store::{optional, parse_counter};
+use crate::store::{next_counter, optional};
 use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
@@ -596,16 +596,9 @@ impl MemoryStore {
         let now = inner.now_ms();
         let (hash, shard) = inner.shard(key);
         let mut shard = shard.write();
-        let (current, expires_at) = match shard.live(hash, key, now) {
-            Some((_, slot)) => (parse_counter(key, &slot.value)?, slot.expires_at),
-            None => (0, NEVER),
-        };
-        let next = current
-            .checked_add(delta)
-            .ok_or_else(|| Error::InvalidValue {
-                key: key.to_owned(),
-                reason: format!("{current} + {delta} overflows a 64-bit integer"),
-            })?;
+        let current = shard.live(hash, key, now).map(|(_, slot)| slot);
+        let next = next_counter(key, current.map(|slot| &slot.value[..]), delta)?;
+        let expires_at = current.map_or(NEVER, |slot| slot.expires_at);
         let value = Bytes::from(next.to_string());
         let old = shard.insert(&inner.hasher, hash, key, value, expires_at);
         drop(shard);

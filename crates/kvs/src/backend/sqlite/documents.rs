@@ -17,6 +17,7 @@
 use super::{SqliteStore, Write};
 use crate::document::{from_millis, now, validate, Document, DocumentStore};
 use crate::filter::{Filter, Test};
+use crate::store::check;
 use crate::{Error, Result, StoreFuture};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, OptionalExtension};
@@ -181,9 +182,7 @@ fn equals(
 
 impl DocumentStore for SqliteStore {
     fn put<'a>(&'a self, collection: &'a str, doc: Document) -> StoreFuture<'a, ()> {
-        if let Err(e) = validate(collection, Some(&doc.id)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate(collection, Some(&doc.id)));
         let body = Body {
             v: FORMAT_VERSION,
             data: doc.data,
@@ -205,9 +204,7 @@ impl DocumentStore for SqliteStore {
     }
 
     fn get_doc<'a>(&'a self, collection: &'a str, id: &'a str) -> StoreFuture<'a, Document> {
-        if let Err(e) = validate(collection, Some(id)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate(collection, Some(id)));
         let (collection, id) = (collection.to_owned(), id.to_owned());
         let row = self.read("reading a document", move |conn, namespace, _| {
             conn.prepare_cached(
@@ -237,9 +234,7 @@ impl DocumentStore for SqliteStore {
         collection: &'a str,
         filter: &'a Map<String, Value>,
     ) -> StoreFuture<'a, Vec<Document>> {
-        if let Err(e) = validate(collection, None) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate(collection, None));
         let filter = match Filter::parse(filter) {
             Ok(filter) => filter,
             Err(e) => return StoreFuture::ready(Err(e)),
@@ -281,9 +276,7 @@ impl DocumentStore for SqliteStore {
     }
 
     fn delete_doc<'a>(&'a self, collection: &'a str, id: &'a str) -> StoreFuture<'a, ()> {
-        if let Err(e) = validate(collection, Some(id)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate(collection, Some(id)));
         self.write(Write::DeleteDoc {
             collection: collection.to_owned(),
             id: id.to_owned(),

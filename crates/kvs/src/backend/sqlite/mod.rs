@@ -68,7 +68,7 @@ use crate::config::SqliteConfig;
 use crate::expiry::{deadline_ms, remaining, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
-use crate::store::parse_counter;
+use crate::store::{check, next_counter};
 use crate::worker::{next_batch, Next};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
@@ -342,9 +342,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let key = key.to_owned();
         let read = self.read("reading a key", move |conn, namespace, now| {
             conn.prepare_cached(
@@ -368,9 +366,7 @@ impl Store for SqliteStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        if let Err(e) = validate_key(key).and_then(|()| check_size(key, value)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key).and_then(|()| check_size(key, value)));
         let expires_at = to_sql_time(deadline_ms(self.clock.now_ms(), ttl));
         self.write(Write::Set {
             key: key.to_owned(),
@@ -380,18 +376,14 @@ impl Store for SqliteStore {
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         self.write(Write::Delete {
             key: key.to_owned(),
         })
     }
 
     fn exists<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let key = key.to_owned();
         self.read("checking a key", move |conn, namespace, now| {
             conn.prepare_cached(
@@ -403,9 +395,7 @@ impl Store for SqliteStore {
     }
 
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
-        if let Err(e) = validate_prefix(prefix) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_prefix(prefix));
         let (start, end) = (prefix.to_owned(), upper_bound(prefix));
         self.read("listing keys", move |conn, namespace, now| {
             let mut statement = conn.prepare_cached(LIST_SQL)?;
@@ -417,9 +407,7 @@ impl Store for SqliteStore {
     }
 
     fn count<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-        if let Err(e) = validate_prefix(prefix) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_prefix(prefix));
         let (start, end) = (prefix.to_owned(), upper_bound(prefix));
         self.read("counting keys", move |conn, namespace, now| {
             let count: i64 = conn
@@ -430,9 +418,7 @@ impl Store for SqliteStore {
     }
 
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let key = key.to_owned();
         let read = self.read("reading a key's TTL", move |conn, namespace, now| {
             conn.prepare_cached(
@@ -455,9 +441,7 @@ impl Store for SqliteStore {
     }
 
     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        if let Err(e) = keys.iter().try_for_each(|k| validate_key(k)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(keys.iter().try_for_each(|k| validate_key(k)));
         let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
         self.read("reading keys", move |conn, namespace, now| {
             let mut get = conn.prepare_cached(
@@ -480,9 +464,7 @@ impl Store for SqliteStore {
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
         for (key, value) in entries {
-            if let Err(e) = validate_key(key).and_then(|()| check_size(key, value)) {
-                return StoreFuture::ready(Err(e));
-            }
+            check!(validate_key(key).and_then(|()| check_size(key, value)));
         }
         let expires_at = to_sql_time(deadline_ms(self.clock.now_ms(), ttl));
         let entries = entries
@@ -496,9 +478,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
-        if let Err(e) = keys.iter().try_for_each(|k| validate_key(k)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(keys.iter().try_for_each(|k| validate_key(k)));
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
         self.write_for(
             Write::DeleteMany {
@@ -525,9 +505,7 @@ impl Store for SqliteStore {
         new: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
-        if let Err(e) = validate_key(key).and_then(|()| check_size(key, new)) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key).and_then(|()| check_size(key, new)));
         let write = Write::CompareAndSwap {
             key: key.to_owned(),
             expected: expected.map(<[u8]>::to_vec),
@@ -542,9 +520,7 @@ impl Store for SqliteStore {
     }
 
     fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let write = Write::Increment {
             key: key.to_owned(),
             delta,
@@ -557,9 +533,7 @@ impl Store for SqliteStore {
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
-        if let Err(e) = validate_key(key) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_key(key));
         let write = Write::Expire {
             key: key.to_owned(),
             expires_at: to_sql_time(deadline_ms(self.clock.now_ms(), Some(ttl))),
@@ -574,9 +548,7 @@ impl Store for SqliteStore {
         start_after: Option<&'a str>,
         limit: usize,
     ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
-        if let Err(e) = validate_prefix(prefix) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_prefix(prefix));
         let end = upper_bound(prefix);
         let (sql, start) = match start_after {
             Some(after) if after >= prefix => (NEXT_PAGE_SQL, after.to_owned()),
@@ -600,9 +572,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-        if let Err(e) = validate_prefix(prefix) {
-            return StoreFuture::ready(Err(e));
-        }
+        check!(validate_prefix(prefix));
         let write = Write::DeletePrefix {
             start: prefix.to_owned(),
             end: upper_bound(prefix),
@@ -1038,19 +1008,11 @@ fn apply_sql(
                     Ok((row.get(0)?, row.get(1)?))
                 })
                 .optional()?;
-            let (count, expires_at) = match &current {
-                Some((value, expires_at)) => match parse_counter(key, value) {
-                    Ok(n) => (n, *expires_at),
-                    Err(e) => return Ok(Err(e)),
-                },
-                None => (0, None),
+            let next = match next_counter(key, current.as_ref().map(|(v, _)| &v[..]), *delta) {
+                Ok(next) => next,
+                Err(e) => return Ok(Err(e)),
             };
-            let Some(next) = count.checked_add(*delta) else {
-                return Ok(Err(Error::InvalidValue {
-                    key: key.clone(),
-                    reason: format!("{count} + {delta} overflows a 64-bit integer"),
-                }));
-            };
+            let expires_at = current.and_then(|(_, expires_at)| expires_at);
             conn.prepare_cached(UPSERT_SQL)?.execute(params![
                 namespace,
                 key,
