@@ -34,7 +34,7 @@
 //! | `memory`   | [`MemoryStore`] (always built)  | yes     |
 //! | `sqlite`   | `SqliteStore`                   | yes     |
 //! | `leveldb`  | `LevelDbStore`                  | yes     |
-//! | `redis`    | Redis (in progress)             | no      |
+//! | `redis`    | `RedisStore` (standalone)       | no      |
 //! | `dynamodb` | DynamoDB (in progress)          | no      |
 //! | `full`     | all of the above                | no      |
 //! | `testkit`  | `kvs::testkit`, not semver-stable | no    |
@@ -65,6 +65,8 @@ pub mod testkit;
 #[cfg(feature = "leveldb")]
 pub use backend::leveldb::LevelDbStore;
 pub use backend::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use backend::redis::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use backend::sqlite::SqliteStore;
 pub use config::{
@@ -111,6 +113,10 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         BackendKind::LevelDb => Ok(Arc::new(
             LevelDbStore::open(&config.namespace, config.leveldb.clone()).await?,
         )),
+        #[cfg(feature = "redis")]
+        BackendKind::Redis => Ok(Arc::new(
+            RedisStore::open(&config.namespace, config.redis.clone()).await?,
+        )),
         other => Err(not_built(other)),
     }
 }
@@ -142,6 +148,10 @@ pub async fn open_documents(config: &Config) -> Result<Arc<dyn DocumentStore>> {
         BackendKind::Sqlite => Ok(Arc::new(
             SqliteStore::open(&config.namespace, config.sqlite.clone()).await?,
         )),
+        #[cfg(feature = "redis")]
+        BackendKind::Redis => {
+            RedisStore::open_documents(&config.namespace, config.redis.clone()).await
+        }
         other => Err(not_built(other)),
     }
 }

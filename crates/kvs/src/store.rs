@@ -309,7 +309,12 @@ pub trait Store: Send + Sync {
 }
 
 /// In a method returning a [`StoreFuture`]: returns the error of `$check`
-/// as a ready future, before any work starts.
+/// as a ready future, before any work starts. (Used by the backends that
+/// are cargo features.)
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "leveldb", feature = "redis")),
+    allow(unused_macros)
+)]
 macro_rules! check {
     ($check:expr) => {
         if let Err(e) = $check {
@@ -317,6 +322,10 @@ macro_rules! check {
         }
     };
 }
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "leveldb", feature = "redis")),
+    allow(unused_imports)
+)]
 pub(crate) use check;
 
 /// The stream [`Store::scan`] returns.

@@ -9,3 +9,6 @@ pub mod sqlite;
 
 #[cfg(feature = "leveldb")]
 pub mod leveldb;
+
+#[cfg(feature = "redis")]
+pub mod redis;
