@@ -191,6 +191,9 @@ pub struct RedisConfig {
     pub password: String,
     /// Connect with TLS (`rediss://`).
     pub tls: bool,
+    /// Seed nodes (`host:port`) of a Redis Cluster; empty for a single
+    /// server at `addr`.
+    pub cluster_nodes: Vec<String>,
     /// The database number.
     pub db: u32,
     /// Connections to keep; `0` picks a default.
@@ -204,6 +207,7 @@ impl Default for RedisConfig {
             username: String::new(),
             password: String::new(),
             tls: false,
+            cluster_nodes: Vec::new(),
             db: 0,
             pool_size: 0,
         }
@@ -217,6 +221,7 @@ impl fmt::Debug for RedisConfig {
             .field("username", &self.username)
             .field("password", &Redacted(!self.password.is_empty()))
             .field("tls", &self.tls)
+            .field("cluster_nodes", &self.cluster_nodes)
             .field("db", &self.db)
             .field("pool_size", &self.pool_size)
             .finish()

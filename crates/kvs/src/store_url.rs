@@ -11,7 +11,8 @@
 //! | `dynamodb://TABLE?region=R&endpoint=URL`        | DynamoDB |
 //!
 //! Query parameters: `namespace` (all); `sync_writes`, `cleanup_interval`
-//! (sqlite, leveldb); `cleanup_interval` (memory); `pool_size` (redis);
+//! (sqlite, leveldb); `cleanup_interval` (memory); `pool_size` and
+//! `cluster=true` (redis: the host is a seed node of a Redis Cluster);
 //! `region`, `endpoint`, `create_table` (dynamodb). Paths and credentials
 //! are percent-decoded. An unknown parameter is an error, and no error ever
 //! repeats a password.
@@ -128,6 +129,11 @@ fn apply(config: &mut Config, scheme: &str, name: &str, value: &str) -> Result<(
         (BackendKind::LevelDb, "sync_writes") => config.leveldb.sync_writes = flag(value)?,
         (BackendKind::LevelDb, "cleanup_interval") => {
             config.leveldb.cleanup_interval = parse_duration(value)?
+        }
+        (BackendKind::Redis, "cluster") => {
+            if flag(value)? {
+                config.redis.cluster_nodes = vec![config.redis.addr.clone()];
+            }
         }
         (BackendKind::Redis, "pool_size") => {
             config.redis.pool_size = value.parse().map_err(|_| {

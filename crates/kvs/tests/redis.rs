@@ -2,75 +2,13 @@
 //! starts on 127.0.0.1:6390 (never the machine's own 6379), named by
 //! `KVS_TEST_REDIS_URL`.
 
-use kvs::testkit::{env, unique_namespace, Capabilities, Harness};
-use kvs::{Config, DocumentStore, RedisConfig, RedisStore, Result, Store};
+use kvs::testkit::redis::RedisHarness;
+use kvs::testkit::Harness;
+use kvs::Store;
 use std::sync::Arc;
-use std::time::Duration;
-
-struct RedisHarness {
-    config: RedisConfig,
-    /// Keeps this run's keys apart from other runs and cases on the server.
-    prefix: String,
-}
-
-impl RedisHarness {
-    /// This run's name for `namespace`. A name too long to prefix (the
-    /// 255-byte case) is used as it is, emptied first.
-    async fn namespace(&self, namespace: &str) -> Result<String> {
-        // "" means "default" before the prefix, as it does after.
-        let namespace = if namespace.is_empty() {
-            kvs::key::DEFAULT_NAMESPACE
-        } else {
-            namespace
-        };
-        let prefixed = format!("{}{namespace}", self.prefix);
-        if prefixed.len() <= kvs::key::MAX_NAMESPACE_LEN {
-            return Ok(prefixed);
-        }
-        if namespace.len() <= kvs::key::MAX_NAMESPACE_LEN {
-            let store = RedisStore::open(namespace, self.config.clone()).await?;
-            store.clear().await?;
-            store.close().await?;
-        }
-        Ok(namespace.to_owned())
-    }
-}
-
-#[async_trait::async_trait]
-impl Harness for RedisHarness {
-    async fn open(&self, namespace: &str) -> Result<Arc<dyn Store>> {
-        let namespace = self.namespace(namespace).await?;
-        Ok(Arc::new(
-            RedisStore::open(&namespace, self.config.clone()).await?,
-        ))
-    }
-
-    async fn open_documents(&self, namespace: &str) -> Result<Arc<dyn DocumentStore>> {
-        let namespace = self.namespace(namespace).await?;
-        RedisStore::open_documents(&namespace, self.config.clone()).await
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities::new();
-        caps.shared_namespaces = true;
-        caps.persistent = true;
-        caps.manual_clock = false;
-        caps
-    }
-
-    async fn advance(&self, by: Duration) {
-        // Redis expires keys by its own clock: real time must pass.
-        tokio::time::sleep(by).await;
-    }
-}
 
 async fn harness() -> Option<RedisHarness> {
-    let url = env::server("KVS_TEST_REDIS_URL", "redis")?;
-    let config = Config::from_url(&url).expect("KVS_TEST_REDIS_URL is a redis:// URL");
-    Some(RedisHarness {
-        config: config.redis,
-        prefix: unique_namespace(),
-    })
+    RedisHarness::from_env("KVS_TEST_REDIS_URL", "redis")
 }
 
 kvs::conformance_tests!(harness);

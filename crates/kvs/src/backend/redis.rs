@@ -34,8 +34,9 @@ use crate::store::{check, optional};
 use crate::{DocumentStore, Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, ErrorKind, RedisError};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,13 +56,52 @@ else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
 return 1
 "#;
 
-/// A store in a Redis server.
+/// A store in a Redis server or a Redis Cluster.
 pub struct RedisStore {
     /// The escaped namespace and separator every key starts with.
     prefix: String,
     addr: String,
     /// `None` once closed.
-    conn: Mutex<Option<ConnectionManager>>,
+    conn: Mutex<Option<Conn>>,
+    /// On a cluster, one connection per master: `SCAN` walks one node's
+    /// keys, so listing visits every master. Empty for a single server.
+    masters: Vec<ConnectionManager>,
+}
+
+/// A connection to a single server or to a cluster (which routes each
+/// command to the node that owns its key).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 impl RedisStore {
@@ -83,28 +123,61 @@ impl RedisStore {
     }
 
     async fn connect(prefix: String, config: &RedisConfig) -> Result<RedisStore> {
-        let client = redis::Client::open(connection_url(config)).map_err(|e| {
-            Error::backend(
-                BACKEND,
-                format!("configuring a client for {}", config.addr),
-                e,
+        let (conn, masters) = if config.cluster_nodes.is_empty() {
+            (
+                Conn::Single(single(&config.addr, config).await?),
+                Vec::new(),
             )
-        })?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_TIMEOUT))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, manager_config)
-            .await
-            .map_err(|e| Error::backend(BACKEND, format!("connecting to {}", config.addr), e))?;
+        } else {
+            let nodes: Vec<String> = config
+                .cluster_nodes
+                .iter()
+                .map(|node| node_url(node, config, false))
+                .collect();
+            let client = redis::cluster::ClusterClient::builder(nodes)
+                .connection_timeout(DEFAULT_TIMEOUT)
+                .response_timeout(DEFAULT_TIMEOUT)
+                .build()
+                .map_err(|e| {
+                    Error::backend(
+                        BACKEND,
+                        format!("configuring a cluster client for {}", config.addr),
+                        e,
+                    )
+                })?;
+            let mut conn = client.get_async_connection().await.map_err(|e| {
+                Error::backend(
+                    BACKEND,
+                    format!("connecting to the cluster at {}", config.addr),
+                    e,
+                )
+            })?;
+            let nodes: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| {
+                    Error::backend(
+                        BACKEND,
+                        format!("listing the nodes of the cluster at {}", config.addr),
+                        e,
+                    )
+                })?;
+            let mut masters = Vec::new();
+            for addr in cluster_masters(&nodes) {
+                masters.push(single(&addr, config).await?);
+            }
+            (Conn::Cluster(conn), masters)
+        };
         Ok(RedisStore {
             prefix,
             addr: config.addr.clone(),
             conn: Mutex::new(Some(conn)),
+            masters,
         })
     }
 
-    fn conn(&self) -> Result<ConnectionManager> {
+    fn conn(&self) -> Result<Conn> {
         self.conn.lock().clone().ok_or(Error::Closed)
     }
 
@@ -121,18 +194,39 @@ impl RedisStore {
 
     /// Every live key starting with `prefix` (without the namespace), sorted.
     async fn scan_keys(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut conn = self.conn()?;
         let pattern = format!("{}*", glob_escape(&self.key(prefix)));
-        let mut cursor: u64 = 0;
         let mut keys = Vec::new();
+        if self.masters.is_empty() {
+            self.scan_node(&mut self.conn()?, &pattern, &mut keys)
+                .await?;
+        } else {
+            self.conn()?; // refuse after close
+            for master in &self.masters {
+                self.scan_node(&mut master.clone(), &pattern, &mut keys)
+                    .await?;
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// Adds the keys of one node that match `pattern`, without the namespace.
+    async fn scan_node(
+        &self,
+        conn: &mut impl ConnectionLike,
+        pattern: &str,
+        keys: &mut Vec<String>,
+    ) -> Result<()> {
+        let mut cursor: u64 = 0;
         loop {
             let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(SCAN_COUNT)
-                .query_async(&mut conn)
+                .query_async(conn)
                 .await
                 .map_err(|e| self.error("scanning keys", e))?;
             keys.extend(
@@ -141,14 +235,38 @@ impl RedisStore {
                     .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned)),
             );
             if next == 0 {
-                break;
+                return Ok(());
             }
             cursor = next;
         }
-        keys.sort_unstable();
-        keys.dedup();
-        Ok(keys)
     }
+}
+
+/// A reconnecting connection to the server at `addr`.
+async fn single(addr: &str, config: &RedisConfig) -> Result<ConnectionManager> {
+    let client = redis::Client::open(node_url(addr, config, true))
+        .map_err(|e| Error::backend(BACKEND, format!("configuring a client for {addr}"), e))?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(DEFAULT_TIMEOUT))
+        .set_response_timeout(Some(DEFAULT_TIMEOUT))
+        .set_number_of_retries(2);
+    ConnectionManager::new_with_config(client, manager_config)
+        .await
+        .map_err(|e| Error::backend(BACKEND, format!("connecting to {addr}"), e))
+}
+
+/// The `host:port` of every master in `CLUSTER NODES` output.
+fn cluster_masters(nodes: &str) -> Vec<String> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let addr = fields.nth(1)?;
+            let flags = fields.next()?;
+            let is_master = flags.split(',').any(|f| f == "master") && !flags.contains("fail");
+            is_master.then(|| addr.split(['@', ',']).next().unwrap_or(addr).to_owned())
+        })
+        .collect()
 }
 
 /// The prefix of documents of `namespace`: `\d` can follow an escaped
@@ -159,9 +277,9 @@ pub(crate) fn documents_prefix(namespace: &str) -> String {
     prefix
 }
 
-/// The URL the `redis` crate connects with; it holds the password, so it
-/// is never shown.
-fn connection_url(config: &RedisConfig) -> String {
+/// The URL the `redis` crate connects to `addr` with (a cluster has no
+/// database number). It holds the password, so it is never shown.
+fn node_url(addr: &str, config: &RedisConfig, with_db: bool) -> String {
     use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
     let scheme = if config.tls { "rediss" } else { "redis" };
     let auth = match (config.username.is_empty(), config.password.is_empty()) {
@@ -176,7 +294,11 @@ fn connection_url(config: &RedisConfig) -> String {
             utf8_percent_encode(&config.password, NON_ALPHANUMERIC)
         ),
     };
-    format!("{scheme}://{auth}{}/{}", config.addr, config.db)
+    if with_db {
+        format!("{scheme}://{auth}{addr}/{}", config.db)
+    } else {
+        format!("{scheme}://{auth}{addr}")
+    }
 }
 
 /// `text` with every glob character escaped, for `SCAN MATCH`.
@@ -321,16 +443,35 @@ impl Store for RedisStore {
             .iter()
             .try_for_each(|(k, v)| validate_key(k).and_then(|()| too_large(k, v))));
         StoreFuture::boxed(async move {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for (key, value) in entries {
-                let cmd = pipe.cmd("SET").arg(self.key(key)).arg(*value);
+            let mut conn = self.conn()?;
+            let set = |key: &str, value: &[u8]| {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(self.key(key)).arg(value);
                 if let Some(ms) = px(ttl) {
                     cmd.arg("PX").arg(ms);
                 }
-                cmd.ignore();
+                cmd
+            };
+            if matches!(conn, Conn::Cluster(_)) {
+                // A pipeline must stay within one slot on a cluster: send the
+                // writes concurrently instead, each routed to its node.
+                let writes = entries.iter().map(|(key, value)| {
+                    let mut conn = conn.clone();
+                    let cmd = set(key, value);
+                    async move { cmd.query_async::<()>(&mut conn).await }
+                });
+                return futures_util::future::try_join_all(writes)
+                    .await
+                    .map(drop)
+                    .map_err(|e| self.error("SET (concurrent)", e));
             }
-            pipe.query_async::<()>(&mut self.conn()?)
+            // One MULTI/EXEC round trip on a single server.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (key, value) in entries {
+                pipe.add_command(set(key, value)).ignore();
+            }
+            pipe.query_async::<()>(&mut conn)
                 .await
                 .map_err(|e| self.error("SET (pipelined)", e))
         })
@@ -525,6 +666,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn masters_are_read_from_cluster_nodes() {
+        let nodes = "a1 127.0.0.1:7101@17101 myself,master - 0 0 1 connected 0-5460\n\
+                     b2 127.0.0.1:7102@17102,host2 master - 0 0 2 connected 5461-10922\n\
+                     c3 127.0.0.1:7104@17104 slave a1 0 0 1 connected\n\
+                     d4 127.0.0.1:7105@17105 master,fail - 0 0 3 disconnected\n";
+        assert_eq!(
+            cluster_masters(nodes),
+            vec!["127.0.0.1:7101", "127.0.0.1:7102"]
+        );
+    }
+
+    #[test]
     fn glob_characters_are_escaped() {
         assert_eq!(glob_escape("a*b?c[d]e\\f"), "a\\*b\\?c\\[d\\]e\\\\f");
         assert_eq!(glob_escape("plain:key"), "plain:key");
@@ -539,7 +692,7 @@ mod tests {
             ..RedisConfig::default()
         };
         assert_eq!(
-            connection_url(&config),
+            node_url(&config.addr, &config, true),
             "redis://app:p%40ss%3Aw%2Frd@127.0.0.1:6379/3"
         );
     }

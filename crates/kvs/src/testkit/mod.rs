@@ -28,6 +28,8 @@ pub mod cases;
 pub mod env;
 mod macros;
 mod model;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use crate::expiry::ManualClock;
 use crate::{DocumentStore, MemoryConfig, MemoryStore, Result, Store};
