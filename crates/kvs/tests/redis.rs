@@ -60,3 +60,54 @@ async fn load_64_tasks_by_2000_operations() {
     want.sort();
     assert_eq!(store.list("t").await.expect("list"), want);
 }
+
+/// The documented key form: what kvs writes, `redis-cli GET <namespace>:<key>`
+/// reads, and what `redis-cli SET` writes there, kvs reads.
+#[tokio::test]
+async fn redis_cli_reads_and_writes_the_documented_key_form() {
+    let Some(h) = harness().await else { return };
+    let cli = std::process::Command::new("redis-cli")
+        .arg("--version")
+        .output();
+    if !cli.is_ok_and(|o| o.status.success()) {
+        assert!(
+            !kvs::testkit::env::require_all(),
+            "redis-cli is missing; scripts/test installs it"
+        );
+        eprintln!("!!!!! SKIPPED: redis-cli interop — redis-cli is not installed !!!!!");
+        return;
+    }
+    let namespace = format!("{}interop", kvs::testkit::unique_namespace());
+    let store = kvs::RedisStore::open(&namespace, h.config().clone())
+        .await
+        .expect("open");
+    store.set("user:1", b"ada", None).await.expect("set");
+    let (host, port) = h.config().addr.rsplit_once(':').expect("host:port");
+    let redis_cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", host, "-p", port, "-n", &h.config().db.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    };
+    let key = kvs::key::encode_key(&namespace, "user:1");
+    assert_eq!(key, format!("{namespace}:user:1"), "the documented form");
+    assert_eq!(redis_cli(&["GET", &key]), "ada");
+    redis_cli(&[
+        "SET",
+        &kvs::key::encode_key(&namespace, "from-cli"),
+        "hello",
+    ]);
+    assert_eq!(&store.get("from-cli").await.expect("get")[..], b"hello");
+    assert_eq!(
+        store.list("").await.expect("list"),
+        vec!["from-cli", "user:1"]
+    );
+    store.close().await.expect("close");
+}
