@@ -34,7 +34,7 @@
 //! | `memory`   | [`MemoryStore`] (always built)  | yes     |
 //! | `sqlite`   | `SqliteStore`                   | yes     |
 //! | `leveldb`  | `LevelDbStore`                  | yes     |
-//! | `redis`    | `RedisStore` (standalone)       | no      |
+//! | `redis`    | `RedisStore` (server or cluster) | no     |
 //! | `dynamodb` | DynamoDB (in progress)          | no      |
 //! | `full`     | all of the above                | no      |
 //! | `testkit`  | `kvs::testkit`, not semver-stable | no    |
