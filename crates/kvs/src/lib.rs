@@ -35,7 +35,7 @@
 //! | `sqlite`   | `SqliteStore`                   | yes     |
 //! | `leveldb`  | `LevelDbStore`                  | yes     |
 //! | `redis`    | `RedisStore` (server or cluster) | no     |
-//! | `dynamodb` | DynamoDB (in progress)          | no      |
+//! | `dynamodb` | `DynamoDbStore`                 | no      |
 //! | `full`     | all of the above                | no      |
 //! | `testkit`  | `kvs::testkit`, not semver-stable | no    |
 //!
@@ -62,6 +62,8 @@ mod worker;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+#[cfg(feature = "dynamodb")]
+pub use backend::dynamodb::DynamoDbStore;
 #[cfg(feature = "leveldb")]
 pub use backend::leveldb::LevelDbStore;
 pub use backend::memory::MemoryStore;
@@ -117,6 +119,12 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         BackendKind::Redis => Ok(Arc::new(
             RedisStore::open(&config.namespace, config.redis.clone()).await?,
         )),
+        #[cfg(feature = "dynamodb")]
+        BackendKind::DynamoDb => Ok(Arc::new(
+            DynamoDbStore::open(&config.namespace, config.dynamodb.clone()).await?,
+        )),
+        // Reachable unless every backend feature is on.
+        #[allow(unreachable_patterns)]
         other => Err(not_built(other)),
     }
 }
@@ -152,6 +160,8 @@ pub async fn open_documents(config: &Config) -> Result<Arc<dyn DocumentStore>> {
         BackendKind::Redis => {
             RedisStore::open_documents(&config.namespace, config.redis.clone()).await
         }
+        // Reachable unless every backend feature is on.
+        #[allow(unreachable_patterns)]
         other => Err(not_built(other)),
     }
 }

@@ -12,3 +12,6 @@ pub mod leveldb;
 
 #[cfg(feature = "redis")]
 pub mod redis;
+
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;

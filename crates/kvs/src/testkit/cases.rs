@@ -1004,11 +1004,26 @@ pub async fn documents_bad_input(h: &dyn Harness) {
     );
 
     let big: String = "x".repeat(1024 * 1024);
-    put(&*s, "c", doc("big", json!({"blob": big}))).await;
-    assert_eq!(
-        ok("get_doc", s.get_doc("c", "big").await).data.get("blob"),
-        Some(&json!(big))
-    );
+    match h.capabilities().max_value_size {
+        Some(limit) if limit < big.len() => {
+            let err = s
+                .put("c", doc("keep", json!({"blob": big})))
+                .await
+                .expect_err("a document over the limit");
+            assert!(matches!(err, Error::ValueTooLarge { .. }), "{err}");
+            let kept = ok("get_doc", s.get_doc("c", "keep").await);
+            assert_eq!(
+                kept.data,
+                object(json!({"a": 1})),
+                "the old document must survive"
+            );
+        }
+        _ => {
+            put(&*s, "c", doc("big", json!({"blob": big}))).await;
+            let got = ok("get_doc", s.get_doc("c", "big").await);
+            assert_eq!(got.data.get("blob"), Some(&json!(big)));
+        }
+    }
 }
 
 /// 10,000 documents; a selective filter finds its 1% exactly.
