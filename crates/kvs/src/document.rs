@@ -218,14 +218,21 @@ fn decode(bytes: &[u8]) -> Result<Document> {
     })
 }
 
-/// The raw key space the generic path keeps documents in.
-pub(crate) trait DocSpace: Send + Sync {
-    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>>;
-    fn write<'a>(&'a self, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()>;
-    fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
+/// The key space the generic path keeps documents in: a store of the
+/// backend opened on a space no plain key can reach, plus a way to read a
+/// whole range with its values.
+pub(crate) trait DocSpace: Store {
+    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        StoreFuture::boxed(async move { crate::store::optional(self.get(key).await) })
+    }
+    fn write<'a>(&'a self, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
+        self.set(key, value, None)
+    }
+    fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        self.delete(key)
+    }
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
-    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>>;
-    fn close_space(&self) -> StoreFuture<'_, ()>;
+    fn scan_values<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>>;
 }
 
 /// A plain-key store and a document space, as one [`DocumentStore`].
@@ -271,7 +278,7 @@ impl<S: Store, D: DocSpace> Store for Documents<S, D> {
     fn close(&self) -> StoreFuture<'_, ()> {
         StoreFuture::boxed(async move {
             let keys = self.keys.close().await;
-            let docs = self.docs.close_space().await;
+            let docs = self.docs.close().await;
             keys.and(docs)
         })
     }
@@ -316,7 +323,7 @@ impl<S: Store, D: DocSpace> DocumentStore for Documents<S, D> {
             validate(collection, None)?;
             let filter = Filter::parse(filter)?;
             let mut found = Vec::new();
-            for (_, bytes) in self.docs.scan(&namespace_prefix(collection)).await? {
+            for (_, bytes) in self.docs.scan_values(&namespace_prefix(collection)).await? {
                 let doc = decode(&bytes)?;
                 if filter.matches(&doc.data) {
                     found.push(doc);

@@ -126,6 +126,26 @@ impl Error {
         }
     }
 
+    /// `Err(ValueTooLarge)` if a value of `size` bytes for `key` exceeds
+    /// `limit`, the most `backend` can hold.
+    #[allow(dead_code)] // used by the backends that are cargo features
+    pub(crate) fn check_value_size(
+        backend: &'static str,
+        key: &str,
+        size: usize,
+        limit: usize,
+    ) -> Result<()> {
+        if size > limit {
+            return Err(Error::ValueTooLarge {
+                backend,
+                key: key.to_owned(),
+                size,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
     /// An [`Error::Backend`] for `backend`, saying what was being done.
     #[allow(dead_code)] // used by the persistent and networked backends
     pub(crate) fn backend(

@@ -34,7 +34,7 @@ use crate::config::DynamoDbConfig;
 use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{escape_namespace, normalize_namespace, validate_key, validate_prefix};
-use crate::store::{check, next_counter, optional};
+use crate::store::{check, next_counter};
 use crate::{DocumentStore, Error, Result, Store, StoreFuture};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::primitives::Blob;
@@ -365,17 +365,11 @@ async fn create_table(client: &Client, table: &str) -> Result<()> {
     Ok(())
 }
 
+/// The value limit for `key` in partition `pk`: the item limit less what
+/// the rest of the item takes.
 fn too_large(key: &str, value: &[u8], pk: &str) -> Result<()> {
-    let size = value.len() + key.len() + pk.len() + ITEM_OVERHEAD;
-    if size > MAX_ITEM {
-        return Err(Error::ValueTooLarge {
-            backend: BACKEND,
-            key: key.to_owned(),
-            size: value.len(),
-            limit: MAX_ITEM - key.len() - pk.len() - ITEM_OVERHEAD,
-        });
-    }
-    Ok(())
+    let limit = MAX_ITEM.saturating_sub(key.len() + pk.len() + ITEM_OVERHEAD);
+    Error::check_value_size(BACKEND, key, value.len(), limit)
 }
 
 fn values(pairs: &[(&str, AttributeValue)]) -> Item {
@@ -608,16 +602,7 @@ impl Store for DynamoDbStore {
 }
 
 impl DocSpace for DynamoDbStore {
-    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        StoreFuture::boxed(async move { optional(self.get(key).await) })
-    }
-    fn write<'a>(&'a self, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
-        self.set(key, value, None)
-    }
-    fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        self.delete(key)
-    }
-    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
+    fn scan_values<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
         StoreFuture::boxed(async move {
             self.open_check()?;
             let mut pairs = Vec::new();
@@ -642,9 +627,6 @@ impl DocSpace for DynamoDbStore {
                 }
             }
         })
-    }
-    fn close_space(&self) -> StoreFuture<'_, ()> {
-        self.close()
     }
 }
 

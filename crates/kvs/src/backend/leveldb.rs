@@ -464,26 +464,11 @@ impl Store for LevelDbStore {
 }
 
 impl DocSpace for LevelDbStore {
-    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        self.call(Op::Get(key.to_owned()), |r| match r {
-            Reply::Value(v) => Some(v),
-            _ => None,
-        })
-    }
-    fn write<'a>(&'a self, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
-        self.set(key, value, None)
-    }
-    fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        self.delete(key)
-    }
-    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
+    fn scan_values<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
         self.call(Op::Scan(prefix.to_owned()), |r| match r {
             Reply::Pairs(pairs) => Some(pairs),
             _ => None,
         })
-    }
-    fn close_space(&self) -> StoreFuture<'_, ()> {
-        self.close()
     }
 }
 

@@ -819,24 +819,8 @@ impl Store for MemoryStore {
 /// The generic document layer keeps documents in a second, private
 /// `MemoryStore`.
 impl DocSpace for MemoryStore {
-    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        StoreFuture::ready(match self.get_now(key) {
-            Ok(value) => Ok(Some(value)),
-            Err(Error::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        })
-    }
-    fn write<'a>(&'a self, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
-        StoreFuture::ready(self.set_now(key, value, None))
-    }
-    fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        StoreFuture::ready(self.delete_now(key))
-    }
-    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
+    fn scan_values<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
         StoreFuture::ready(self.scan_now(prefix))
-    }
-    fn close_space(&self) -> StoreFuture<'_, ()> {
-        StoreFuture::ready(self.close_now())
     }
 }
 

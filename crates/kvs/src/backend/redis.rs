@@ -30,7 +30,7 @@ use crate::config::RedisConfig;
 use crate::document::{DocSpace, Documents};
 use crate::expiry::SystemClock;
 use crate::key::{namespace_prefix, normalize_namespace, validate_key, validate_prefix};
-use crate::store::{check, optional};
+use crate::store::check;
 use crate::{DocumentStore, Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -324,15 +324,7 @@ fn px(ttl: Option<Duration>) -> Option<u64> {
 }
 
 fn too_large(key: &str, value: &[u8]) -> Result<()> {
-    if value.len() > MAX_VALUE_LEN {
-        return Err(Error::ValueTooLarge {
-            backend: BACKEND,
-            key: key.to_owned(),
-            size: value.len(),
-            limit: MAX_VALUE_LEN,
-        });
-    }
-    Ok(())
+    Error::check_value_size(BACKEND, key, value.len(), MAX_VALUE_LEN)
 }
 
 impl Store for RedisStore {
@@ -620,16 +612,7 @@ impl Store for RedisStore {
 }
 
 impl DocSpace for RedisStore {
-    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        StoreFuture::boxed(async move { optional(self.get(key).await) })
-    }
-    fn write<'a>(&'a self, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
-        self.set(key, value, None)
-    }
-    fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        self.delete(key)
-    }
-    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
+    fn scan_values<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
         StoreFuture::boxed(async move {
             let keys = self.scan_keys(prefix).await?;
             let mut pairs = Vec::with_capacity(keys.len());
@@ -646,9 +629,6 @@ impl DocSpace for RedisStore {
             }
             Ok(pairs)
         })
-    }
-    fn close_space(&self) -> StoreFuture<'_, ()> {
-        self.close()
     }
 }
 

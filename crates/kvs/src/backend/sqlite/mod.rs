@@ -630,15 +630,7 @@ fn count(outcome: Outcome) -> Option<usize> {
 
 /// `ValueTooLarge` for a value SQLite cannot hold.
 fn check_size(key: &str, value: &[u8]) -> Result<()> {
-    if value.len() > MAX_VALUE_LEN {
-        return Err(Error::ValueTooLarge {
-            backend: BACKEND,
-            key: key.to_owned(),
-            size: value.len(),
-            limit: MAX_VALUE_LEN,
-        });
-    }
-    Ok(())
+    Error::check_value_size(BACKEND, key, value.len(), MAX_VALUE_LEN)
 }
 
 /// Milliseconds as SQLite's `INTEGER`, `None` (NULL) for never.
