@@ -59,6 +59,52 @@ impl Drop for Server {
     }
 }
 
+/// `redis-benchmark -c 50 -P 100 -t get -d 100` on the server at `port`:
+/// GETs per second, or `None` (with a note) if it is not installed.
+fn redis_benchmark_p100(port: u16, requests: usize) -> Option<f64> {
+    let out = std::process::Command::new("redis-benchmark")
+        // SET first, so that the GETs read a 100-byte value, as kvs's do.
+        .args([
+            "-p",
+            &port.to_string(),
+            "-c",
+            "50",
+            "-P",
+            "100",
+            "-t",
+            "set,get",
+        ])
+        .args([
+            "-d",
+            &VALUE_LEN.to_string(),
+            "-n",
+            &requests.to_string(),
+            "-q",
+        ])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("redis-benchmark is not installed: no -P 100 comparison");
+        return None;
+    };
+    // `GET: 3123456.00 requests per second, p50=...`, among \r-separated progress.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .find(|l| l.starts_with("GET: ") && l.contains("requests per second"))?
+        .to_owned();
+    let rate = line
+        .strip_prefix("GET: ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok();
+    if rate.is_none() {
+        eprintln!("could not read redis-benchmark's output: {line:?}");
+    }
+    rate
+}
+
 /// Runs `ops` operations split over `tasks` tasks; returns ops/s.
 fn run<F, Fut>(rt: &tokio::runtime::Runtime, ops: usize, tasks: usize, op: F) -> f64
 where
@@ -191,6 +237,37 @@ fn main() {
         singles,
         Some(10.0),
     ));
+    // Against `redis-benchmark -P 100` (50 clients, each pipelining 100
+    // GETs): 50 tasks, each calling get_many with 100 keys, over one
+    // multiplexed connection and over a pool of 4.
+    let pipelined = redis_benchmark_p100(server.0, if quick { 200_000 } else { 2_000_000 });
+    for pool_size in [1, 4] {
+        let mut config = kvs::Config::from_url(&url).expect("url").redis;
+        config.pool_size = pool_size;
+        let pooled: Arc<dyn Store> = Arc::new(
+            rt.block_on(RedisStore::open("bench", config))
+                .expect("open"),
+        );
+        let keys = Arc::new(keys.clone());
+        let calls = if quick { 2_000 } else { 20_000 };
+        let per_call = run(&rt, calls, 50, move |_| {
+            let (s, keys) = (Arc::clone(&pooled), Arc::clone(&keys));
+            async move {
+                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+                s.get_many(&refs).await.expect("get_many");
+            }
+        });
+        if let Some(pipelined) = pipelined {
+            rows.push(Row::new(
+                format!("redis get_many x100, 50 tasks, pool_size {pool_size}"),
+                per_call * 100.0,
+                "redis-benchmark -c 50 -P 100 GET",
+                pipelined,
+                Some(0.9),
+            ));
+        }
+    }
+
     let entries: Vec<(&str, &[u8])> = keys
         .iter()
         .map(|k| (k.as_str(), value.as_slice()))

@@ -7,7 +7,7 @@
 //! namespace: sessions
 //! memory:   { cleanup_interval: 5m }
 //! leveldb:  { path: ./data, sync_writes: true, cleanup_interval: 5m }
-//! redis:    { addr: 127.0.0.1:6379, password: "", db: 0, pool_size: 0 }
+//! redis:    { addr: 127.0.0.1:6379, password: "", db: 0, pool_size: 0, command_timeout: 5s }
 //! sqlite:   { path: ./kvs.db }
 //! dynamodb: { table_name: kvs, region: us-east-1, endpoint: http://127.0.0.1:8000, create_table: true }
 //! ```
@@ -32,6 +32,9 @@ use std::time::Duration;
 
 /// The default interval between expiry sweeps of the backends that sweep.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// The Redis backend's connect and command timeout unless configured.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A storage backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -196,8 +199,16 @@ pub struct RedisConfig {
     pub cluster_nodes: Vec<String>,
     /// The database number.
     pub db: u32,
-    /// Connections to keep; `0` picks a default.
+    /// Multiplexed connections to keep (each carries many concurrent
+    /// commands); `0` or `1` means one.
     pub pool_size: usize,
+    /// How long connecting (and reconnecting) may take (default 5 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub connect_timeout: Duration,
+    /// How long one command may wait for its reply (default 5 s); a server
+    /// that stops answering gives `Error::Backend` after this.
+    #[serde(deserialize_with = "de_duration")]
+    pub command_timeout: Duration,
 }
 
 impl Default for RedisConfig {
@@ -210,6 +221,8 @@ impl Default for RedisConfig {
             cluster_nodes: Vec::new(),
             db: 0,
             pool_size: 0,
+            connect_timeout: DEFAULT_REDIS_TIMEOUT,
+            command_timeout: DEFAULT_REDIS_TIMEOUT,
         }
     }
 }
@@ -224,6 +237,8 @@ impl fmt::Debug for RedisConfig {
             .field("cluster_nodes", &self.cluster_nodes)
             .field("db", &self.db)
             .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
             .finish()
     }
 }

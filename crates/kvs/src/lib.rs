@@ -56,7 +56,7 @@ pub mod key;
 mod registry;
 mod store;
 mod store_url;
-#[cfg_attr(not(any(feature = "sqlite", feature = "leveldb")), allow(dead_code))]
+#[cfg(feature = "leveldb")]
 mod worker;
 
 #[cfg(feature = "testkit")]

@@ -30,14 +30,14 @@ impl<T> Registry<T> {
     pub(crate) fn get_or_open(
         &self,
         path: &Path,
-        open: impl FnOnce(&Path) -> Result<T>,
+        open: impl FnOnce(&Path) -> Result<Arc<T>>,
     ) -> Result<Arc<T>> {
         let mut guard = self.open.lock();
         let handles = guard.get_or_insert_with(HashMap::new);
         if let Some(handle) = handles.get(path).and_then(Weak::upgrade) {
             return Ok(handle);
         }
-        let handle = Arc::new(open(path)?);
+        let handle = open(path)?;
         handles.retain(|_, h| h.strong_count() > 0);
         handles.insert(path.to_path_buf(), Arc::downgrade(&handle));
         Ok(handle)
@@ -87,10 +87,10 @@ mod tests {
     fn one_handle_per_path_until_dropped() {
         let registry: Registry<u32> = Registry::new();
         let path = Path::new("/tmp/some/path");
-        let a = registry.get_or_open(path, |_| Ok(1)).unwrap();
-        let b = registry.get_or_open(path, |_| Ok(2)).unwrap();
+        let a = registry.get_or_open(path, |_| Ok(Arc::new(1))).unwrap();
+        let b = registry.get_or_open(path, |_| Ok(Arc::new(2))).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         drop((a, b));
-        assert_eq!(*registry.get_or_open(path, |_| Ok(3)).unwrap(), 3);
+        assert_eq!(*registry.get_or_open(path, |_| Ok(Arc::new(3))).unwrap(), 3);
     }
 }

@@ -337,7 +337,24 @@ fn unsupported<'a, T>(operation: &str) -> StoreFuture<'a, T> {
     }))
 }
 
-fn validate_all<'k>(keys: impl Iterator<Item = &'k str>) -> Result<()> {
+/// `entries` with each key once, holding its last value, in the order of
+/// those last occurrences: what a batch that writes concurrently (or that
+/// the server refuses with repeated keys) sends to keep "last wins".
+#[cfg_attr(not(any(feature = "redis", feature = "dynamodb")), allow(dead_code))]
+pub(crate) fn last_of_each<'e>(entries: &[(&'e str, &'e [u8])]) -> Vec<(&'e str, &'e [u8])> {
+    let mut last = std::collections::HashMap::with_capacity(entries.len());
+    for (i, (key, _)) in entries.iter().enumerate() {
+        last.insert(*key, i);
+    }
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(i, (key, _))| last.get(key) == Some(i))
+        .map(|(_, entry)| *entry)
+        .collect()
+}
+
+pub(crate) fn validate_all<'k>(keys: impl Iterator<Item = &'k str>) -> Result<()> {
     for key in keys {
         crate::key::validate_key(key)?;
     }

@@ -11,8 +11,9 @@
 //! | `dynamodb://TABLE?region=R&endpoint=URL`        | DynamoDB |
 //!
 //! Query parameters: `namespace` (all); `sync_writes`, `cleanup_interval`
-//! (sqlite, leveldb); `cleanup_interval` (memory); `pool_size` and
-//! `cluster=true` (redis: the host is a seed node of a Redis Cluster);
+//! (sqlite, leveldb); `cleanup_interval` (memory); `pool_size`,
+//! `connect_timeout`, `command_timeout` and `cluster=true` (redis: the host
+//! is a seed node of a Redis Cluster);
 //! `region`, `endpoint`, `create_table` (dynamodb). Paths and credentials
 //! are percent-decoded. An unknown parameter is an error, and no error ever
 //! repeats a password.
@@ -141,6 +142,12 @@ fn apply(config: &mut Config, scheme: &str, name: &str, value: &str) -> Result<(
                     "pool_size={value:?} in the store URL must be a number"
                 ))
             })?;
+        }
+        (BackendKind::Redis, "connect_timeout") => {
+            config.redis.connect_timeout = parse_duration(value)?
+        }
+        (BackendKind::Redis, "command_timeout") => {
+            config.redis.command_timeout = parse_duration(value)?
         }
         (BackendKind::DynamoDb, "region") => config.dynamodb.region = value.to_owned(),
         (BackendKind::DynamoDb, "endpoint") => config.dynamodb.endpoint = value.to_owned(),

@@ -1,7 +1,7 @@
-//! The request loop shared by the backends whose engine runs on a thread of
-//! its own (the SQLite writer, each LevelDB database): wait for a request,
-//! then take every request already waiting, so that they are handled — and
-//! their writes committed — together.
+//! The request loop of a backend whose engine runs on a thread of its own
+//! (each LevelDB database): wait for a request, then take every request
+//! already waiting, so that they are handled — and their writes committed
+//! — together.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};

@@ -3,9 +3,7 @@
 //! `KVS_TEST_REDIS_URL`.
 
 use kvs::testkit::redis::RedisHarness;
-use kvs::testkit::Harness;
 use kvs::Store;
-use std::sync::Arc;
 
 async fn harness() -> Option<RedisHarness> {
     RedisHarness::from_env("KVS_TEST_REDIS_URL", "redis")
@@ -13,52 +11,11 @@ async fn harness() -> Option<RedisHarness> {
 
 kvs::conformance_tests!(harness);
 
-/// Load: 64 tasks × 2,000 mixed operations on the test server, no errors,
-/// and each task's keys end as its own model says.
+/// Load: 64 tasks × 2,000 mixed operations on the test server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_64_tasks_by_2000_operations() {
     let Some(h) = harness().await else { return };
-    let store = h.open("load").await.expect("open");
-    let mut tasks = Vec::new();
-    for t in 0..64u64 {
-        let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move {
-            let mut model = std::collections::BTreeMap::new();
-            let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (t + 1);
-            for i in 0..2_000u64 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let key = format!("t{t:02}:{}", seed % 32);
-                match seed % 5 {
-                    0 | 1 => {
-                        let value = format!("{t}-{i}");
-                        store.set(&key, value.as_bytes(), None).await.expect("set");
-                        model.insert(key, value);
-                    }
-                    2 => {
-                        store.delete(&key).await.expect("delete");
-                        model.remove(&key);
-                    }
-                    _ => {
-                        let got = store
-                            .get(&key)
-                            .await
-                            .ok()
-                            .map(|v| String::from_utf8_lossy(&v).into_owned());
-                        assert_eq!(got.as_ref(), model.get(&key), "task {t} read {key}");
-                    }
-                }
-            }
-            model
-        }));
-    }
-    let mut want = Vec::new();
-    for task in tasks {
-        want.extend(task.await.expect("task").into_keys());
-    }
-    want.sort();
-    assert_eq!(store.list("t").await.expect("list"), want);
+    kvs::testkit::cases::load(&h, 64, 2_000).await;
 }
 
 /// The documented key form: what kvs writes, `redis-cli GET <namespace>:<key>`

@@ -1,7 +1,8 @@
-//! A Redis server that dies and comes back: operations in between fail
-//! with `Error::Backend` within the timeout (no hang, no panic), and the
-//! same store works again after the restart without being reopened. The
-//! test runs a server of its own on a free loopback port.
+//! A Redis server that dies and comes back, or stops answering: operations
+//! in between fail with `Error::Backend` within the timeout (no hang, no
+//! panic), and the same store works again afterwards without being
+//! reopened. Each test runs a server of its own on a free loopback port, so
+//! it can stop that server and count its connections.
 
 use kvs::{Config, Error, RedisStore, Store};
 use std::process::Command;
@@ -23,6 +24,8 @@ fn free_port() -> u16 {
 
 fn start(port: u16, dir: &std::path::Path) {
     let status = Command::new("redis-server")
+        .arg("--pidfile")
+        .arg(dir.join("redis.pid"))
         .args([
             "--port",
             &port.to_string(),
@@ -58,14 +61,43 @@ fn stop(port: u16) {
     }
 }
 
+/// Whether the test can run; a loud line (or, in CI, a failure) if not.
+fn can_run(test: &str) -> bool {
+    if redis_available() {
+        return true;
+    }
+    assert!(
+        !kvs::testkit::env::require_all(),
+        "redis-server is missing; scripts/test installs it"
+    );
+    eprintln!("!!!!! SKIPPED: Redis {test} test — redis-server is not installed !!!!!");
+    false
+}
+
+/// Sends `signal` (`STOP` or `CONT`) to the server started in `dir`.
+fn signal(dir: &std::path::Path, signal: &str) {
+    let pid = std::fs::read_to_string(dir.join("redis.pid")).expect("redis pid file");
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.trim())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// The number of client connections the server at `port` has, besides the
+/// `redis-cli` that asks.
+fn clients(port: u16) -> usize {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "CLIENT", "LIST"])
+        .output()
+        .expect("redis-cli CLIENT LIST");
+    String::from_utf8_lossy(&out.stdout).lines().count() - 1
+}
+
 #[tokio::test]
 async fn the_store_survives_a_server_restart() {
-    if !redis_available() {
-        assert!(
-            !kvs::testkit::env::require_all(),
-            "redis-server is missing; scripts/test installs it"
-        );
-        eprintln!("!!!!! SKIPPED: Redis restart test — redis-server is not installed !!!!!");
+    if !can_run("restart") {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -108,6 +140,93 @@ async fn the_store_survives_a_server_restart() {
     assert_eq!(&store.get("after").await.expect("get")[..], b"2");
     // The server started empty (nothing is saved), as a restarted cache would.
     assert!(matches!(store.get("before").await, Err(Error::NotFound)));
+    store.close().await.expect("close");
+    stop(port);
+}
+
+#[tokio::test]
+async fn a_server_that_stops_answering_gives_an_error_after_the_command_timeout() {
+    if !can_run("hung server") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    start(port, dir.path());
+    let url = format!("redis://127.0.0.1:{port}/0?command_timeout=300ms");
+    let config = Config::from_url(&url).expect("url");
+    assert_eq!(config.redis.command_timeout, Duration::from_millis(300));
+    let store = RedisStore::open("hung", config.redis).await.expect("open");
+    store.set("k", b"1", None).await.expect("set");
+
+    // The process is alive and its socket open, but nothing answers.
+    signal(dir.path(), "STOP");
+    let started = Instant::now();
+    let result = store.get("k").await;
+    let waited = started.elapsed();
+    signal(dir.path(), "CONT");
+    assert!(
+        matches!(result, Err(Error::Backend { .. })),
+        "expected Error::Backend from a hung server, got {result:?}"
+    );
+    // 300 ms configured; generous room for a loaded machine, far below
+    // the 5 s default.
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match store.get("k").await {
+            Ok(v) => break assert_eq!(&v[..], b"1"),
+            Err(Error::Backend { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the store did not recover once the server answered: {e}"),
+        }
+    }
+    store.close().await.expect("close");
+    stop(port);
+}
+
+#[tokio::test]
+async fn pool_size_opens_that_many_connections_and_uses_them_all() {
+    if !can_run("pool size") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    start(port, dir.path());
+    let url = format!("redis://127.0.0.1:{port}/0?pool_size=3");
+    let config = Config::from_url(&url).expect("url");
+    let store = std::sync::Arc::new(RedisStore::open("pool", config.redis).await.expect("open"));
+    assert_eq!(clients(port), 3);
+
+    let tasks: Vec<_> = (0..32)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let key = format!("t{t}-{i}");
+                    store.set(&key, key.as_bytes(), None).await.expect("set");
+                    assert_eq!(&store.get(&key).await.expect("get")[..], key.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert_eq!(store.count("").await.expect("count"), 32 * 50);
+    // Every connection carried commands: each has run more than the
+    // handshake (`cmd=` of CLIENT LIST names the last command).
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "CLIENT", "LIST"])
+        .output()
+        .expect("redis-cli CLIENT LIST");
+    let list = String::from_utf8_lossy(&out.stdout);
+    let used = list
+        .lines()
+        .filter(|l| l.contains("cmd=set") || l.contains("cmd=get") || l.contains("cmd=scan"))
+        .count();
+    assert_eq!(used, 3, "{list}");
     store.close().await.expect("close");
     stop(port);
 }

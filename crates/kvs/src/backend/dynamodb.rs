@@ -8,9 +8,15 @@
 //! |-----------|------|-------|
 //! | `pk`      | S (partition key) | the escaped namespace ([`escape_namespace`](crate::key::escape_namespace)) |
 //! | `sk`      | S (sort key)      | the key |
-//! | `v`       | B    | the value |
+//! | `v`       | B    | the value (absent on a counter) |
+//! | `n`       | N    | a counter's value, instead of `v` |
 //! | `exp`     | N    | deadline in epoch **seconds**, for DynamoDB's own TTL |
 //! | `exp_ms`  | N    | deadline in epoch milliseconds, checked on every read |
+//!
+//! `increment` is `UpdateItem … ADD n :delta` (atomic on the server, one
+//! request); a value written by `set` is turned into a counter by one
+//! conditional put the first time it is incremented. Reads give a
+//! counter's value as its decimal text, as for every backend.
 //!
 //! `list`/`count` are a `Query` on the namespace's partition with
 //! `begins_with(sk, prefix)` (`Select=COUNT` for `count`), paginated to the
@@ -34,13 +40,14 @@ use crate::config::DynamoDbConfig;
 use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::key::{escape_namespace, normalize_namespace, validate_key, validate_prefix};
-use crate::store::{check, next_counter};
+use crate::store::{check, last_of_each, next_counter, validate_all};
 use crate::{DocumentStore, Error, Result, Store, StoreFuture};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, Select, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
+    KeysAndAttributes, PutRequest, ReturnValue, ScalarAttributeType, Select,
+    TimeToLiveSpecification, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use bytes::Bytes;
@@ -54,8 +61,12 @@ const BACKEND: &str = "dynamodb";
 const MAX_ITEM: usize = 400 * 1024;
 /// Room kept in an item for the attribute names and the numbers.
 const ITEM_OVERHEAD: usize = 64;
-/// Attempts of an optimistic read-modify-write before giving up.
+/// Attempts of an optimistic read-modify-write, or of a batch whose items
+/// DynamoDB keeps returning unprocessed, before giving up.
 const MAX_ATTEMPTS: u32 = 200;
+/// DynamoDB's limits on one BatchGetItem and one BatchWriteItem.
+const BATCH_GET_MAX: usize = 100;
+const BATCH_WRITE_MAX: usize = 25;
 
 /// A store in an Amazon DynamoDB table (or a local emulator).
 pub struct DynamoDbStore {
@@ -146,8 +157,22 @@ impl DynamoDbStore {
     }
 
     fn item(&self, key: &str, value: &[u8], expires_at: u64) -> Item {
+        self.item_holding(key, AttributeValue::B(Blob::new(value)), expires_at)
+    }
+
+    /// The item of a counter: `n` instead of `v`.
+    fn counter_item(&self, key: &str, count: i64, expires_at: u64) -> Item {
+        self.item_holding(key, AttributeValue::N(count.to_string()), expires_at)
+    }
+
+    fn item_holding(&self, key: &str, value: AttributeValue, expires_at: u64) -> Item {
         let mut item = self.key_of(key);
-        item.insert("v".into(), AttributeValue::B(Blob::new(value)));
+        let name = if matches!(value, AttributeValue::N(_)) {
+            "n"
+        } else {
+            "v"
+        };
+        item.insert(name.into(), value);
         if expires_at != NEVER {
             item.insert(
                 "exp".into(),
@@ -181,28 +206,116 @@ impl DynamoDbStore {
         if !is_live(deadline, self.now()) {
             return Ok(None);
         }
-        let value = match item.get("v") {
-            Some(AttributeValue::B(blob)) => Bytes::copy_from_slice(blob.as_ref()),
-            _ => Bytes::new(),
-        };
-        Ok(Some((value, deadline)))
+        Ok(Some((value_of(&item), deadline)))
+    }
+
+    /// The live values of `keys` (distinct), by BatchGetItem in chunks of
+    /// 100, retrying what DynamoDB returns unprocessed.
+    async fn batch_get(&self, keys: &[&str]) -> Result<HashMap<String, Bytes>> {
+        self.open_check()?;
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_MAX) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(|k| self.key_of(k)).collect()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| self.build_error("BatchGetItem", e))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("BatchGetItem", e.into_service_error()))?;
+                let now = self.now();
+                let items = out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default();
+                for item in items {
+                    if !is_live(deadline_of(&item), now) {
+                        continue;
+                    }
+                    if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                        found.insert(sk.clone(), value_of(&item));
+                    }
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+                if pending.is_some() && attempt >= MAX_ATTEMPTS {
+                    return Err(self.gave_up("BatchGetItem"));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Runs `requests` (at most one per key) by BatchWriteItem in chunks of
+    /// 25, retrying what DynamoDB returns unprocessed.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
+        self.open_check()?;
+        for chunk in requests.chunks(BATCH_WRITE_MAX) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| self.error("BatchWriteItem", e.into_service_error()))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+                if !pending.is_empty() && attempt >= MAX_ATTEMPTS {
+                    return Err(self.gave_up("BatchWriteItem"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn build_error(&self, operation: &str, e: aws_sdk_dynamodb::error::BuildError) -> Error {
+        Error::backend(
+            BACKEND,
+            format!("building a {operation} request for table {}", self.table),
+            e,
+        )
+    }
+
+    fn gave_up(&self, operation: &str) -> Error {
+        Error::backend(
+            BACKEND,
+            format!("{operation} on table {}", self.table),
+            format!("items still unprocessed after {MAX_ATTEMPTS} attempts (throttled)"),
+        )
     }
 
     /// Writes `key` if `condition` holds (always, without one); returns
     /// whether it was written.
-    async fn put(
-        &self,
-        key: &str,
-        value: &[u8],
-        expires_at: u64,
-        condition: Option<(&str, Item)>,
-    ) -> Result<bool> {
+    async fn put(&self, item: Item, condition: Option<(&str, Item)>) -> Result<bool> {
         self.open_check()?;
         let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.item(key, value, expires_at)));
+            .set_item(Some(item));
         if let Some((expression, values)) = condition {
             request = request
                 .condition_expression(expression)
@@ -219,6 +332,98 @@ impl DynamoDbStore {
                 }
             }
         }
+    }
+
+    /// `ADD n :delta` on a live counter (or an absent key, which starts at
+    /// 0). `None` if the condition refused it: the key holds bytes, has
+    /// expired, or the sum would leave the `i64` range.
+    async fn add(&self, key: &str, delta: i64) -> Result<Option<i64>> {
+        self.open_check()?;
+        let (low, high) = if delta >= 0 {
+            (i64::MIN, i64::MAX - delta)
+        } else {
+            (i64::MIN - delta, i64::MAX)
+        };
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key_of(key)))
+            .update_expression("ADD n :delta")
+            .condition_expression(
+                "attribute_not_exists(v) \
+                 AND (attribute_not_exists(exp_ms) OR exp_ms >= :now) \
+                 AND (attribute_not_exists(n) OR n BETWEEN :low AND :high)",
+            )
+            .set_expression_attribute_values(Some(values(&[
+                (":delta", AttributeValue::N(delta.to_string())),
+                (":now", AttributeValue::N(self.now().to_string())),
+                (":low", AttributeValue::N(low.to_string())),
+                (":high", AttributeValue::N(high.to_string())),
+            ])))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => match out.attributes.as_ref().and_then(|a| a.get("n")) {
+                Some(AttributeValue::N(n)) => n.parse().map(Some).map_err(|_| {
+                    Error::backend(
+                        BACKEND,
+                        format!("UpdateItem on table {}", self.table),
+                        format!("the counter {key:?} came back as {n:?}"),
+                    )
+                }),
+                _ => Err(Error::backend(
+                    BACKEND,
+                    format!("UpdateItem on table {}", self.table),
+                    format!("no counter for {key:?} in the reply"),
+                )),
+            },
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(None)
+                } else {
+                    Err(self.error("UpdateItem", e))
+                }
+            }
+        }
+    }
+
+    /// What ADD refused: turns a value written by `set` into a counter,
+    /// restarts an expired key at `delta`, or reports an overflow or a
+    /// value that is no integer (`InvalidValue`). `None` if another writer
+    /// changed the item meanwhile.
+    async fn increment_slowly(&self, key: &str, delta: i64) -> Result<Option<i64>> {
+        let current = self.read(key).await?;
+        let next = next_counter(key, current.as_ref().map(|(v, _)| &v[..]), delta)?;
+        let now = AttributeValue::N(self.now().to_string());
+        let (item, condition) = match &current {
+            // Gone or expired since ADD was refused: start over.
+            None => (
+                self.counter_item(key, next, NEVER),
+                (
+                    "attribute_not_exists(sk) OR exp_ms < :now",
+                    values(&[(":now", now)]),
+                ),
+            ),
+            Some((value, deadline)) => {
+                let mut bound = values(&[
+                    (":now", now),
+                    (":v", AttributeValue::B(Blob::new(value.to_vec()))),
+                ]);
+                // Read back as a counter's text: the item may hold `n`.
+                let held = match as_counter(value) {
+                    Some(count) => {
+                        bound.insert(":n".into(), AttributeValue::N(count.to_string()));
+                        "(v = :v OR n = :n) AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)"
+                    }
+                    None => "v = :v AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
+                };
+                (self.counter_item(key, next, *deadline), (held, bound))
+            }
+        };
+        Ok(self.put(item, Some(condition)).await?.then_some(next))
     }
 
     /// One page of live keys under `prefix` after `start_after`.
@@ -290,6 +495,22 @@ fn backoff(attempt: u32) -> Duration {
         .map_or(0, |d| d.subsec_nanos());
     let ceiling = 2u64.saturating_pow(attempt.min(6)).min(50);
     Duration::from_millis(1 + u64::from(nanos) % ceiling)
+}
+
+/// The value an item holds: its bytes, or a counter's decimal text.
+fn value_of(item: &Item) -> Bytes {
+    match (item.get("v"), item.get("n")) {
+        (Some(AttributeValue::B(blob)), _) => Bytes::copy_from_slice(blob.as_ref()),
+        (_, Some(AttributeValue::N(n))) => Bytes::copy_from_slice(n.as_bytes()),
+        _ => Bytes::new(),
+    }
+}
+
+/// `bytes` as the counter it spells, if it is one exactly as a counter is
+/// read back (canonical decimal, so `n = :n` matches what `get` returned).
+fn as_counter(bytes: &[u8]) -> Option<i64> {
+    let n: i64 = std::str::from_utf8(bytes).ok()?.parse().ok()?;
+    (n.to_string().as_bytes() == bytes).then_some(n)
 }
 
 fn deadline_of(item: &Item) -> u64 {
@@ -372,6 +593,12 @@ fn too_large(key: &str, value: &[u8], pk: &str) -> Result<()> {
     Error::check_value_size(BACKEND, key, value.len(), limit)
 }
 
+/// `keys` without repeats, in first-seen order.
+fn distinct<'k>(keys: &[&'k str]) -> Vec<&'k str> {
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.iter().copied().filter(|k| seen.insert(*k)).collect()
+}
+
 fn values(pairs: &[(&str, AttributeValue)]) -> Item {
     pairs
         .iter()
@@ -395,9 +622,8 @@ impl Store for DynamoDbStore {
     ) -> StoreFuture<'a, ()> {
         check!(validate_key(key).and_then(|()| too_large(key, value, &self.pk)));
         StoreFuture::boxed(async move {
-            self.put(key, value, deadline_ms(self.now(), ttl), None)
-                .await
-                .map(drop)
+            let item = self.item(key, value, deadline_ms(self.now(), ttl));
+            self.put(item, None).await.map(drop)
         })
     }
 
@@ -449,6 +675,61 @@ impl Store for DynamoDbStore {
         })
     }
 
+    /// BatchGetItem, 100 keys a request; a key given twice is read once.
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        check!(validate_all(keys.iter().copied()));
+        StoreFuture::boxed(async move {
+            // DynamoDB refuses a batch that names a key twice.
+            let found = self.batch_get(&distinct(keys)).await?;
+            Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
+        })
+    }
+
+    /// BatchWriteItem, 25 items a request; a key given twice is written
+    /// once, with its last value. Not atomic as a whole: a failure part-way
+    /// leaves the earlier chunks written.
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        check!(entries
+            .iter()
+            .try_for_each(|(k, v)| validate_key(k).and_then(|()| too_large(k, v, &self.pk))));
+        StoreFuture::boxed(async move {
+            let expires_at = deadline_ms(self.now(), ttl);
+            let entries = last_of_each(entries);
+            let mut requests = Vec::with_capacity(entries.len());
+            for (key, value) in entries {
+                let put = PutRequest::builder()
+                    .set_item(Some(self.item(key, value, expires_at)))
+                    .build()
+                    .map_err(|e| self.build_error("BatchWriteItem", e))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            self.batch_write(requests).await
+        })
+    }
+
+    /// BatchGetItem to count the live keys, then BatchWriteItem to delete.
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
+        check!(validate_all(keys.iter().copied()));
+        StoreFuture::boxed(async move {
+            let keys = distinct(keys);
+            let present = self.batch_get(&keys).await?.len();
+            let mut requests = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(self.key_of(key)))
+                    .build()
+                    .map_err(|e| self.build_error("BatchWriteItem", e))?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            self.batch_write(requests).await?;
+            Ok(present)
+        })
+    }
+
     fn close(&self) -> StoreFuture<'_, ()> {
         self.closed.store(true, Ordering::Release);
         StoreFuture::ready(Ok(()))
@@ -486,56 +767,45 @@ impl Store for DynamoDbStore {
                     "attribute_not_exists(sk) OR exp_ms < :now",
                     values(&[(":now", now)]),
                 ),
-                Some(expected) => (
-                    "v = :expected AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
-                    values(&[
-                        (":now", now),
-                        (":expected", AttributeValue::B(Blob::new(expected))),
-                    ]),
-                ),
+                // A counter holds `n`, read back as its decimal text.
+                Some(expected) => match as_counter(expected) {
+                    Some(count) => (
+                        "(v = :expected OR n = :count) AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
+                        values(&[
+                            (":now", now),
+                            (":expected", AttributeValue::B(Blob::new(expected))),
+                            (":count", AttributeValue::N(count.to_string())),
+                        ]),
+                    ),
+                    None => (
+                        "v = :expected AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
+                        values(&[
+                            (":now", now),
+                            (":expected", AttributeValue::B(Blob::new(expected))),
+                        ]),
+                    ),
+                },
             };
-            self.put(key, new, deadline_ms(self.now(), ttl), Some(condition))
-                .await
+            let item = self.item(key, new, deadline_ms(self.now(), ttl));
+            self.put(item, Some(condition)).await
         })
     }
 
     fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
         check!(validate_key(key));
         StoreFuture::boxed(async move {
-            // Optimistic: read, then write only if the value is still the one
-            // read; a loser backs off a random, growing while before retrying.
             for attempt in 0..MAX_ATTEMPTS {
                 if attempt > 0 {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                let current = self.read(key).await?;
-                let next = next_counter(key, current.as_ref().map(|(v, _)| &v[..]), delta)?;
-                let expires_at = current.as_ref().map_or(NEVER, |(_, d)| *d);
-                let expected = current.as_ref().map(|(v, _)| &v[..]);
-                let now = AttributeValue::N(self.now().to_string());
-                let condition = match expected {
-                    None => (
-                        "attribute_not_exists(sk) OR exp_ms < :now",
-                        values(&[(":now", now)]),
-                    ),
-                    Some(v) => (
-                        "v = :expected AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
-                        values(&[
-                            (":now", now),
-                            (":expected", AttributeValue::B(Blob::new(v))),
-                        ]),
-                    ),
-                };
-                if self
-                    .put(
-                        key,
-                        next.to_string().as_bytes(),
-                        expires_at,
-                        Some(condition),
-                    )
-                    .await?
-                {
-                    return Ok(next);
+                if let Some(count) = self.add(key, delta).await? {
+                    return Ok(count);
+                }
+                // ADD refused: the key holds bytes, has expired, or would
+                // overflow. Settle that with one conditional put, or retry
+                // if another writer got there first.
+                if let Some(count) = self.increment_slowly(key, delta).await? {
+                    return Ok(count);
                 }
             }
             Err(Error::backend(

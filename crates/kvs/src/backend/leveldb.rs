@@ -190,7 +190,9 @@ impl LevelDbStore {
                     e,
                 )
             })?;
-            OPEN.get_or_open(&dir, |dir| Handle::open(dir, &config, sweep_clock))
+            OPEN.get_or_open(&dir, |dir| {
+                Handle::open(dir, &config, sweep_clock).map(Arc::new)
+            })
         })
         .await
         {

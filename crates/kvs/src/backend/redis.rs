@@ -19,10 +19,11 @@
 //!
 //! # Client
 //!
-//! The `redis` crate's `ConnectionManager`: one multiplexed connection that
-//! every task shares, reconnecting by itself after a failure; every command
-//! is bounded by the response timeout, so a dead server gives
-//! `Error::Backend`, not a hang. (`fred` was the alternative; `redis` is the
+//! The `redis` crate's `ConnectionManager`: a multiplexed connection that
+//! every task shares, reconnecting by itself after a failure (`pool_size`
+//! of them, taken in turn, when one socket is not enough). Connecting is
+//! bounded by `connect_timeout` and every command by `command_timeout`, so
+//! a dead or hung server gives `Error::Backend`, not a hang. (`fred` was the alternative; `redis` is the
 //! crate the issue names first, and one multiplexed connection already
 //! pipelines concurrent tasks.)
 
@@ -30,13 +31,14 @@ use crate::config::RedisConfig;
 use crate::document::{DocSpace, Documents};
 use crate::expiry::SystemClock;
 use crate::key::{namespace_prefix, normalize_namespace, validate_key, validate_prefix};
-use crate::store::check;
+use crate::store::{check, last_of_each};
 use crate::{DocumentStore, Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +47,6 @@ const BACKEND: &str = "redis";
 const SCAN_COUNT: usize = 1000;
 /// Redis's largest string value.
 const MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Compare-and-swap: KEYS[1], ARGV = expected, new value, PX milliseconds (0 = none).
 const CAS_SCRIPT: &str = r#"
@@ -61,8 +62,10 @@ pub struct RedisStore {
     /// The escaped namespace and separator every key starts with.
     prefix: String,
     addr: String,
-    /// `None` once closed.
-    conn: Mutex<Option<Conn>>,
+    /// `pool_size` connections, used in turn; `None` once closed.
+    conns: Mutex<Option<Arc<[Conn]>>>,
+    /// Which connection the next command takes.
+    next: AtomicUsize,
     /// On a cluster, one connection per master: `SCAN` walks one node's
     /// keys, so listing visits every master. Empty for a single server.
     masters: Vec<ConnectionManager>,
@@ -123,11 +126,13 @@ impl RedisStore {
     }
 
     async fn connect(prefix: String, config: &RedisConfig) -> Result<RedisStore> {
-        let (conn, masters) = if config.cluster_nodes.is_empty() {
-            (
-                Conn::Single(single(&config.addr, config).await?),
-                Vec::new(),
-            )
+        let pool_size = config.pool_size.max(1);
+        let mut conns = Vec::with_capacity(pool_size);
+        let masters = if config.cluster_nodes.is_empty() {
+            for _ in 0..pool_size {
+                conns.push(Conn::Single(single(&config.addr, config).await?));
+            }
+            Vec::new()
         } else {
             let nodes: Vec<String> = config
                 .cluster_nodes
@@ -135,8 +140,8 @@ impl RedisStore {
                 .map(|node| node_url(node, config, false))
                 .collect();
             let client = redis::cluster::ClusterClient::builder(nodes)
-                .connection_timeout(DEFAULT_TIMEOUT)
-                .response_timeout(DEFAULT_TIMEOUT)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
                 .build()
                 .map_err(|e| {
                     Error::backend(
@@ -167,18 +172,37 @@ impl RedisStore {
             for addr in cluster_masters(&nodes) {
                 masters.push(single(&addr, config).await?);
             }
-            (Conn::Cluster(conn), masters)
+            conns.push(Conn::Cluster(conn));
+            for _ in 1..pool_size {
+                conns.push(Conn::Cluster(client.get_async_connection().await.map_err(
+                    |e| {
+                        Error::backend(
+                            BACKEND,
+                            format!("connecting to the cluster at {}", config.addr),
+                            e,
+                        )
+                    },
+                )?));
+            }
+            masters
         };
         Ok(RedisStore {
             prefix,
             addr: config.addr.clone(),
-            conn: Mutex::new(Some(conn)),
+            conns: Mutex::new(Some(conns.into())),
+            next: AtomicUsize::new(0),
             masters,
         })
     }
 
+    /// The next connection of the pool in turn.
     fn conn(&self) -> Result<Conn> {
-        self.conn.lock().clone().ok_or(Error::Closed)
+        let conns = self.conns.lock();
+        let conns = conns.as_ref().ok_or(Error::Closed)?;
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        // The pool is never empty (at least one connection is made in
+        // `connect`), so the remainder is in range.
+        Ok(conns[turn % conns.len()].clone())
     }
 
     fn key(&self, key: &str) -> String {
@@ -247,8 +271,8 @@ async fn single(addr: &str, config: &RedisConfig) -> Result<ConnectionManager> {
     let client = redis::Client::open(node_url(addr, config, true))
         .map_err(|e| Error::backend(BACKEND, format!("configuring a client for {addr}"), e))?;
     let manager_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-        .set_response_timeout(Some(DEFAULT_TIMEOUT))
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout))
         .set_number_of_retries(2);
     ConnectionManager::new_with_config(client, manager_config)
         .await
@@ -390,7 +414,7 @@ impl Store for RedisStore {
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {
-        drop(self.conn.lock().take());
+        drop(self.conns.lock().take());
         StoreFuture::ready(Ok(()))
     }
 
@@ -446,8 +470,10 @@ impl Store for RedisStore {
             };
             if matches!(conn, Conn::Cluster(_)) {
                 // A pipeline must stay within one slot on a cluster: send the
-                // writes concurrently instead, each routed to its node.
-                let writes = entries.iter().map(|(key, value)| {
+                // writes concurrently instead, each routed to its node. They
+                // may land in any order, so a repeated key is sent once, with
+                // its last value.
+                let writes = last_of_each(entries).into_iter().map(|(key, value)| {
                     let mut conn = conn.clone();
                     let cmd = set(key, value);
                     async move { cmd.query_async::<()>(&mut conn).await }

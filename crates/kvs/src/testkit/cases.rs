@@ -7,6 +7,7 @@
 use super::{model, Harness};
 use crate::key::{MAX_KEY_LEN, MAX_NAMESPACE_LEN};
 use crate::{Document, DocumentStore, Error, Result, Store};
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -1140,6 +1141,52 @@ pub async fn batches(h: &dyn Harness) {
     );
 }
 
+/// Batches larger than one backend request (DynamoDB takes 25 writes and
+/// 100 reads a request) keep order, duplicates and counts across chunks.
+pub async fn batches_larger_than_one_request(h: &dyn Harness) {
+    let s = open(h, "big-batches").await;
+    let keys: Vec<String> = (0..250).map(|i| format!("k{i:03}")).collect();
+    let mut entries: Vec<(&str, &[u8])> = keys.iter().map(|k| (k.as_str(), k.as_bytes())).collect();
+    // Duplicates far apart, in different chunks: the last one wins.
+    entries.push(("k010", b"late"));
+    entries.push(("k200", b"late"));
+    ok("set_many", s.set_many(&entries, None).await);
+    assert_eq!(count(&*s, "").await, 250);
+
+    let mut wanted: Vec<&str> = keys.iter().map(String::as_str).collect();
+    wanted.extend(["absent", "k010", "k249", "absent"]);
+    let got = ok("get_many", s.get_many(&wanted).await);
+    assert_eq!(got.len(), wanted.len(), "one answer per requested key");
+    for (key, value) in wanted.iter().zip(&got) {
+        let expected: Option<&[u8]> = match *key {
+            "absent" => None,
+            "k010" | "k200" => Some(b"late"),
+            other => Some(other.as_bytes()),
+        };
+        assert_eq!(value.as_deref(), expected, "get_many answer for {key:?}");
+    }
+
+    if let Some(limit) = h.capabilities().max_value_size {
+        let big = vec![7u8; limit + 1];
+        let bad: [(&str, &[u8]); 2] = [("new", b"x"), ("k000", &big)];
+        let err = s
+            .set_many(&bad, None)
+            .await
+            .expect_err("a value over the limit must stop the batch");
+        assert!(
+            matches!(err, Error::ValueTooLarge { .. }),
+            "expected ValueTooLarge, got {err}"
+        );
+        assert!(get(&*s, "new").await.is_none(), "the batch wrote nothing");
+        assert_eq!(get(&*s, "k000").await, Some(b"k000".to_vec()));
+    }
+
+    let mut doomed: Vec<&str> = keys.iter().map(String::as_str).collect();
+    doomed.extend(["k000", "absent"]);
+    assert_eq!(ok("delete_many", s.delete_many(&doomed).await), 250);
+    assert_eq!(count(&*s, "").await, 0);
+}
+
 /// `set_if_absent` is a lock: the first caller wins until the key expires.
 pub async fn set_if_absent_is_a_lock(h: &dyn Harness) {
     let s = open(h, "lock").await;
@@ -1228,14 +1275,61 @@ pub async fn increment(h: &dyn Harness) {
         ok("ttl", s.ttl("ttl").await).is_some(),
         "increment keeps the TTL"
     );
+    assert_eq!(ok("increment", s.increment("ttl", 1).await), 12);
+    assert!(ok("ttl", s.ttl("ttl").await).is_some());
+
+    // A counter is a value like any other: every read gives its text, CAS
+    // compares against that text, and `set` replaces it.
+    set(&*s, "c", b"41", None).await;
+    assert_eq!(ok("increment", s.increment("c", 1).await), 42);
+    assert_eq!(
+        ok("get_many", s.get_many(&["c", "n"]).await),
+        vec![
+            Some(Bytes::from_static(b"42")),
+            Some(Bytes::from_static(b"-2"))
+        ]
+    );
+    assert!(!ok(
+        "compare_and_swap",
+        s.compare_and_swap("c", Some(b"41"), b"x", None).await
+    ));
+    assert!(ok(
+        "compare_and_swap",
+        s.compare_and_swap("c", Some(b"42"), b"7", None).await
+    ));
+    assert_eq!(ok("increment", s.increment("c", 3).await), 10);
+    set(&*s, "c", b"plain", None).await;
+    assert_eq!(get(&*s, "c").await.as_deref(), Some(&b"plain"[..]));
+    assert!(matches!(
+        s.increment("c", 1).await,
+        Err(Error::InvalidValue { .. })
+    ));
+
+    // An expired counter starts again from zero.
+    set(&*s, "short", b"100", Some(SHORT_TTL)).await;
+    assert_eq!(ok("increment", s.increment("short", 1).await), 101);
+    h.advance(PAST_SHORT_TTL).await;
+    assert_eq!(ok("increment", s.increment("short", 1).await), 1);
+    assert_eq!(
+        ok("ttl", s.ttl("short").await),
+        None,
+        "a fresh counter has no TTL"
+    );
 }
 
 /// Concurrent increments lose no update; concurrent `set_if_absent` has one winner.
 pub async fn atomic_under_concurrency(h: &dyn Harness) {
+    // Where stores share a namespace (a server, a file), two handles: two
+    // clients racing, as two processes would; half the tasks use each.
     let s = open(h, "atomic-race").await;
+    let other = if h.capabilities().shared_namespaces {
+        open(h, "atomic-race").await
+    } else {
+        Arc::clone(&s)
+    };
     let mut tasks = Vec::new();
     for t in 0..32 {
-        let s = Arc::clone(&s);
+        let s = Arc::clone(if t % 2 == 0 { &s } else { &other });
         tasks.push(tokio::spawn(async move {
             for _ in 0..25 {
                 ok("increment", s.increment("counter", 1).await);
@@ -1367,4 +1461,54 @@ pub async fn delete_prefix_and_clear(h: &dyn Harness) {
             "a neighbour namespace lost keys"
         );
     }
+}
+
+/// Load: `tasks` tasks × `operations` mixed sets, deletes and gets (each
+/// task on keys of its own, checked against its own model as it goes);
+/// no error, and the store ends holding exactly the keys the models hold.
+/// Not in the conformance list: the networked backends' own test files run
+/// it at the size their issue asks (64 × 2,000).
+pub async fn load(h: &dyn Harness, tasks: u64, operations: u64) {
+    let store = open(h, "load").await;
+    let mut running = Vec::new();
+    for t in 0..tasks {
+        let store = Arc::clone(&store);
+        running.push(tokio::spawn(async move {
+            let mut model = BTreeMap::new();
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (t + 1);
+            for i in 0..operations {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let key = format!("t{t:03}:{}", seed % 32);
+                match seed % 5 {
+                    0 | 1 => {
+                        let value = format!("{t}-{i}");
+                        ok("set", store.set(&key, value.as_bytes(), None).await);
+                        model.insert(key, value);
+                    }
+                    2 => {
+                        ok("delete", store.delete(&key).await);
+                        model.remove(&key);
+                    }
+                    _ => {
+                        let got = get(&*store, &key)
+                            .await
+                            .map(|v| String::from_utf8_lossy(&v).into_owned());
+                        assert_eq!(got.as_ref(), model.get(&key), "task {t} read {key}");
+                    }
+                }
+            }
+            model
+        }));
+    }
+    let mut want = Vec::new();
+    for task in running {
+        match task.await {
+            Ok(model) => want.extend(model.into_keys()),
+            Err(e) => panic!("a load task failed: {e}"),
+        }
+    }
+    want.sort();
+    assert_eq!(list(&*store, "t").await, want);
 }

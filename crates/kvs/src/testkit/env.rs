@@ -4,7 +4,7 @@
 //! |-------------------------------|----------------------------------------|
 //! | `KVS_TEST_REDIS_URL`          | a standalone Redis of the test script  |
 //! | `KVS_TEST_REDIS_CLUSTER_URL`  | a Redis Cluster of the test script     |
-//! | `KVS_TEST_DYNAMODB_ENDPOINT`  | the DynamoDB emulator                  |
+//! | `KVS_TEST_DYNAMODB_ENDPOINT`  | the DynamoDB emulators, comma-separated |
 //! | `KVS_TEST_REQUIRE_ALL`        | `1`: a missing server fails the test   |
 //!
 //! `CI=true` implies `KVS_TEST_REQUIRE_ALL=1`.

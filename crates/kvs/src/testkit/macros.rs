@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             documents_bad_input,
             documents_close,
             batches,
+            batches_larger_than_one_request,
             set_if_absent_is_a_lock,
             compare_and_swap,
             increment,

@@ -46,16 +46,20 @@
 //!
 //! SQLite calls block, so none runs on the async executor:
 //!
-//! - **Writes** go to one writer thread per database file, which owns the
-//!   only write connection. It takes every write that is waiting and commits
-//!   them in one transaction (group commit): with `sync_writes: true`, many
-//!   tasks writing at once share each `fsync`. The same thread runs the
-//!   expiry sweep between batches.
+//! - **Writes** join a queue per database file and run on tokio's blocking
+//!   pool on the only write connection. Whichever write holds that
+//!   connection commits every write queued so far in one transaction (group
+//!   commit, by flat combining): with `sync_writes: true`, many tasks
+//!   writing at once share each `fsync`, while a lone write costs no more
+//!   than a direct call — no thread to hand over to and wake.
+//! - **The expiry sweep** runs on a thread of its own, every
+//!   `cleanup_interval`, on the same write connection.
 //! - **Reads** run on tokio's blocking pool, each on a connection from a
 //!   small pool. In WAL mode readers never wait for the writer.
 //!
-//! Stores opened on the same file in one process share the writer thread
-//! and the read pool; the file is closed when the last of them is closed.
+//! Stores opened on the same file in one process share the write
+//! connection, the sweep and the read pool; the file is closed when the
+//! last of them is closed.
 //!
 //! # Durability
 //!
@@ -69,7 +73,6 @@ use crate::expiry::{deadline_ms, remaining, Clock, SystemClock, NEVER};
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
 use crate::store::{check, next_counter};
-use crate::worker::{next_batch, Next};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -78,7 +81,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 mod documents;
@@ -112,6 +115,8 @@ const MAX_BATCH: usize = 1024;
 const SWEEP_BATCH: usize = 1000;
 /// Idle read connections kept per database.
 const MAX_IDLE_READERS: usize = 8;
+/// Reads running at once per database (each on its own connection).
+const READ_SLOTS: usize = 4;
 /// How long a connection waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -144,10 +149,19 @@ pub struct SqliteStore {
 /// One open database file, shared by every store opened on it.
 struct Database {
     path: PathBuf,
-    /// Sends writes to the writer thread; dropping it stops the thread.
-    writes: Mutex<Option<mpsc::Sender<Command>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The only write connection. Its holder commits `queued`.
+    writer: Mutex<Connection>,
+    /// Writes waiting for the holder of `writer`, in the order they came.
+    queued: Mutex<Vec<Command>>,
+    /// Dropping it stops the sweep thread.
+    stop_sweeps: Mutex<Option<mpsc::Sender<()>>>,
+    sweeper: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per pooled reader. A read holds one while it runs, so
+    /// the pool never needs more than `MAX_IDLE_READERS` connections: with
+    /// more readers in flight than pooled connections, every extra read
+    /// would open a connection (parsing the schema) and drop it after.
+    read_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The database files open in this process.
@@ -288,12 +302,20 @@ impl SqliteStore {
         };
         let namespace = Arc::clone(&self.namespace);
         let now = self.now();
-        StoreFuture::boxed(blocking(move || {
-            let conn = database.reader()?;
-            let result = read(&conn, &namespace, now).map_err(|e| database.error(what, e));
-            database.give_back(conn);
-            result
-        }))
+        StoreFuture::boxed(async move {
+            let slot = Arc::clone(&database.read_slots)
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Closed)?;
+            blocking(move || {
+                let conn = database.reader()?;
+                let result = read(&conn, &namespace, now).map_err(|e| database.error(what, e));
+                database.give_back(conn);
+                drop(slot);
+                result
+            })
+            .await
+        })
     }
 
     fn write<'a>(&'a self, write: Write) -> StoreFuture<'a, ()> {
@@ -318,16 +340,14 @@ impl SqliteStore {
             write,
             done,
         };
-        let sent = database
-            .writes
-            .lock()
-            .as_ref()
-            .is_some_and(|writes| writes.send(command).is_ok());
         StoreFuture::boxed(async move {
-            if !sent {
-                return Err(Error::Closed);
-            }
-            // The writer drops `done` without answering only when it stops.
+            database.queued.lock().push(command);
+            // This task commits whatever is queued when it gets the write
+            // connection, which may be nothing if an earlier holder already
+            // committed our write with its own.
+            tokio::task::spawn_blocking(move || database.commit_queued());
+            // A queued write is dropped unanswered only if its commit task
+            // could not run (the runtime is shutting down).
             let outcome = result.await.unwrap_or(Err(Error::Closed))?;
             unpack(outcome).ok_or_else(|| {
                 Error::backend(
@@ -667,7 +687,7 @@ impl Database {
         })
     }
 
-    fn open(path: PathBuf, config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Database> {
+    fn open(path: PathBuf, config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 Error::backend(
@@ -683,19 +703,46 @@ impl Database {
         conn.execute_batch(&setup)
             .map_err(|e| sqlite_error(&path, "setting up", e))?;
         create_schema(&conn, &path)?;
-        let (writes, queue) = mpsc::channel();
-        let writer_path = path.clone();
-        let interval = config.cleanup_interval;
-        let writer = std::thread::Builder::new()
-            .name("kvs-sqlite-writer".into())
-            .spawn(move || writer_loop(&conn, &writer_path, &queue, interval, clock.as_ref()))
-            .map_err(|e| Error::backend(BACKEND, "starting the writer thread", e))?;
-        Ok(Database {
+        let database = Arc::new(Database {
             path,
-            writes: Mutex::new(Some(writes)),
-            writer: Mutex::new(Some(writer)),
+            writer: Mutex::new(conn),
+            queued: Mutex::new(Vec::new()),
+            stop_sweeps: Mutex::new(None),
+            sweeper: Mutex::new(None),
             readers: Mutex::new(Vec::new()),
-        })
+            read_slots: Arc::new(tokio::sync::Semaphore::new(READ_SLOTS)),
+        });
+        let interval = config.cleanup_interval;
+        if !interval.is_zero() {
+            let (stop, stopped) = mpsc::channel();
+            // The thread holds only a weak reference: the database closes
+            // when its last store does, and the thread then ends.
+            let weak = Arc::downgrade(&database);
+            let sweeper = std::thread::Builder::new()
+                .name("kvs-sqlite-sweep".into())
+                .spawn(move || sweep_loop(&weak, &stopped, interval, clock.as_ref()))
+                .map_err(|e| Error::backend(BACKEND, "starting the sweep thread", e))?;
+            *database.stop_sweeps.lock() = Some(stop);
+            *database.sweeper.lock() = Some(sweeper);
+        }
+        Ok(database)
+    }
+
+    /// Commits every queued write, in batches of at most `MAX_BATCH`, on
+    /// the write connection. Runs on the blocking pool.
+    fn commit_queued(&self) {
+        let conn = self.writer.lock();
+        loop {
+            let batch: Vec<Command> = {
+                let mut queued = self.queued.lock();
+                let take = queued.len().min(MAX_BATCH);
+                queued.drain(..take).collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            commit(&conn, &self.path, batch);
+        }
     }
 
     fn reader(&self) -> Result<Connection> {
@@ -720,12 +767,13 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        // Closing the channel ends the writer loop once it has answered
-        // every write already queued.
-        drop(self.writes.lock().take());
-        if let Some(writer) = self.writer.lock().take() {
-            if writer.join().is_err() {
-                tracing::error!(path = %self.path.display(), "kvs sqlite writer thread panicked");
+        // Every write has been answered: each in-flight write holds the
+        // database. Stopping the sweep is all that is left.
+        drop(self.stop_sweeps.lock().take());
+        if let Some(sweeper) = self.sweeper.lock().take() {
+            // The last reference may be the sweep's own, taken for a sweep.
+            if sweeper.thread().id() != std::thread::current().id() && sweeper.join().is_err() {
+                tracing::error!(path = %self.path.display(), "kvs sqlite sweep thread panicked");
             }
         }
         self.readers.lock().clear();
@@ -791,26 +839,21 @@ fn sqlite_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
 
 /// The writer thread: commits every waiting write in one transaction, and
 /// sweeps expired rows every `interval`, until the channel closes.
-fn writer_loop(
-    conn: &Connection,
-    path: &Path,
-    queue: &mpsc::Receiver<Command>,
+/// Sweeps expired rows every `interval` until told to stop (or the
+/// database is gone).
+fn sweep_loop(
+    database: &std::sync::Weak<Database>,
+    stopped: &mpsc::Receiver<()>,
     interval: Duration,
     clock: &dyn Clock,
 ) {
-    let sweeps = !interval.is_zero();
-    let mut next_sweep = Instant::now() + interval;
-    loop {
-        match next_batch(queue, MAX_BATCH, sweeps.then_some(next_sweep)) {
-            Next::Batch(batch) => commit(conn, path, batch),
-            Next::Due => {}
-            Next::Closed => return,
-        }
-        if sweeps && Instant::now() >= next_sweep {
-            if let Err(e) = sweep(conn, clock.now_ms()) {
-                tracing::warn!(path = %path.display(), error = %e, "kvs sqlite expiry sweep failed");
-            }
-            next_sweep = Instant::now() + interval;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+        let Some(database) = database.upgrade() else {
+            return;
+        };
+        let conn = database.writer.lock();
+        if let Err(e) = sweep(&conn, clock.now_ms()) {
+            tracing::warn!(path = %database.path.display(), error = %e, "kvs sqlite expiry sweep failed");
         }
     }
 }
