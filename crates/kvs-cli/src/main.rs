@@ -4,6 +4,7 @@
 //! kvs set greeting hello --ttl 10m
 //! kvs get greeting                 # prints the value, raw
 //! kvs --store redis://127.0.0.1:6379/0 list user:
+//! kvs bench --quick                # kvs against raw clients and other libraries
 //! ```
 //!
 //! Exit codes: 0 success, 1 error, 2 bad usage, 3 key not found.
@@ -23,15 +24,17 @@ use tokio::io::AsyncReadExt;
 #[derive(Parser, Debug)]
 #[command(name = "kvs", version, about, after_help = STORE_HELP)]
 struct Cli {
-    /// The store, as a URL (see below). Also read from KVS_STORE.
+    /// The store, as a URL (see below). Also read from KVS_STORE. `bench`
+    /// takes it more than once, to compare several stores in one run.
     #[arg(
         long,
         global = true,
         env = "KVS_STORE",
         conflicts_with = "config",
-        hide_env_values = true
+        hide_env_values = true,
+        action = clap::ArgAction::Append
     )]
-    store: Option<String>,
+    store: Vec<String>,
 
     /// A YAML or JSON configuration file (`type: sqlite`, ...).
     #[arg(long, global = true, value_name = "FILE")]
@@ -78,6 +81,41 @@ enum Command {
     Count { prefix: Option<String> },
     /// Print the time KEY has left (`1h29m58.5s`), or `none` if it never expires.
     Ttl { key: String },
+    /// Measure kvs against the raw clients of its engines and against other
+    /// key-value libraries (default: the embedded backends, in a temporary
+    /// directory; --store for others, e.g. redis://127.0.0.1:6379/0).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// A short run (10,000 keys, 80 ms per measurement): under 20 s on the
+    /// embedded backends, once built.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON object per line instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Keys in the data set (default 100,000; 10,000 with --quick).
+    #[arg(long)]
+    keys: Option<usize>,
+    /// How long each measurement runs (default 1s; 80ms with --quick).
+    #[arg(long, value_parser = parse_ttl)]
+    duration: Option<Duration>,
+    /// Measurements per subject and workload, the subjects taking turns;
+    /// the best counts (default 3; 1 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Task counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    tasks: Vec<usize>,
+    /// Skip the peers built on sqlx (OpenDAL's and keyv's SQLite), which
+    /// `bench/sqlx-peers` builds with cargo on first use.
+    #[arg(long)]
+    no_sqlx_peers: bool,
+    /// Where file backends put their files (default: the temporary directory).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
@@ -89,6 +127,9 @@ const NOT_FOUND: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Bench(args) = cli.command {
+        return bench(cli.store, args);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -132,7 +173,12 @@ fn fail(message: &str) -> ExitCode {
 }
 
 fn config(cli: &Cli) -> kvs::Result<Config> {
-    let mut config = if let Some(url) = &cli.store {
+    if cli.store.len() > 1 {
+        return Err(Error::InvalidConfig {
+            message: "--store was given more than once; only `kvs bench` takes several".into(),
+        });
+    }
+    let mut config = if let Some(url) = cli.store.first() {
         Config::from_url(url)?
     } else if let Some(file) = &cli.config {
         let text = std::fs::read_to_string(file).map_err(|e| Error::InvalidConfig {
@@ -219,8 +265,76 @@ async fn execute(store: &dyn Store, command: Command) -> Result<(), Failure> {
             "{}",
             store.count(prefix.as_deref().unwrap_or("")).await?
         ),
+        Command::Bench(_) => Ok(()), // handled in main, before a store is opened
     };
     written
         .and_then(|()| out.flush())
         .map_err(|e| io_failure("writing to stdout", e))
+}
+
+/// `kvs bench`: runs on a multi-threaded runtime (64 tasks need more than
+/// one thread), prints tables or JSON lines.
+fn bench(stores: Vec<String>, args: BenchArgs) -> ExitCode {
+    let mut options = if args.quick {
+        kvs_bench::Options::quick()
+    } else {
+        kvs_bench::Options::full()
+    };
+    options.stores = stores;
+    if let Some(keys) = args.keys {
+        options.keys = keys;
+    }
+    if let Some(duration) = args.duration {
+        options.duration = duration;
+    }
+    if let Some(rounds) = args.rounds {
+        options.rounds = rounds;
+    }
+    options.tasks = args.tasks;
+    options.external = !args.no_sqlx_peers;
+    options.dir = args.dir;
+    options.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if options.tasks.contains(&0) {
+        return fail("--tasks: every task count must be at least 1");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start: {e}")),
+    };
+    let report = match runtime.block_on(kvs_bench::run(&options)) {
+        Ok(report) => report,
+        Err(e) => return fail(&format!("bench: {e}")),
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        let mut result = Ok(());
+        for line in &report.lines {
+            result = result.and_then(|()| json_line(&mut out, line));
+        }
+        for comparison in &report.comparisons {
+            result = result.and_then(|()| json_line(&mut out, comparison));
+        }
+        result
+    } else {
+        let met = report.comparisons.iter().filter(|c| c.met()).count();
+        write!(
+            out,
+            "{}\n{}\n{met} of {} comparisons met their target (raw clients: 0.9×, other libraries: 1.0×, group commit: 5×).\n",
+            kvs_bench::report::results_table(&report.lines),
+            kvs_bench::report::comparisons_table(&report.comparisons),
+            report.comparisons.len()
+        )
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("writing to stdout: {e}")),
+    }
+}
+
+fn json_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)
 }
