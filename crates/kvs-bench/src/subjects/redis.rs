@@ -99,10 +99,13 @@ impl Subject for RawRedis {
     }
 }
 
-/// Deletes every benchmark key (`kvs-bench-*`) from the server at `url`.
+/// Deletes every benchmark key from the server at `url`: `kvs-bench-*`,
+/// and openkeyv's, which it prefixes with the keyspace's length
+/// (`18:kvs-bench-openkeyv…`).
 pub async fn clean(url: &str) -> OpResult<()> {
     let raw = RawRedis::connect(url).await?;
-    let keys = raw.scan(&format!("{PREFIX}*")).await?;
+    let mut keys = raw.scan(&format!("{PREFIX}*")).await?;
+    keys.extend(raw.scan(&format!("[0-9]*:{PREFIX}*")).await?);
     for chunk in keys.chunks(1_000) {
         raw.conn
             .clone()
