@@ -396,33 +396,12 @@ impl DynamoDbStore {
     /// changed the item meanwhile.
     async fn increment_slowly(&self, key: &str, delta: i64) -> Result<Option<i64>> {
         let current = self.read(key).await?;
-        let next = next_counter(key, current.as_ref().map(|(v, _)| &v[..]), delta)?;
-        let now = AttributeValue::N(self.now().to_string());
-        let (item, condition) = match &current {
-            // Gone or expired since ADD was refused: start over.
-            None => (
-                self.counter_item(key, next, NEVER),
-                (
-                    "attribute_not_exists(sk) OR exp_ms < :now",
-                    values(&[(":now", now)]),
-                ),
-            ),
-            Some((value, deadline)) => {
-                let mut bound = values(&[
-                    (":now", now),
-                    (":v", AttributeValue::B(Blob::new(value.to_vec()))),
-                ]);
-                // Read back as a counter's text: the item may hold `n`.
-                let held = match as_counter(value) {
-                    Some(count) => {
-                        bound.insert(":n".into(), AttributeValue::N(count.to_string()));
-                        "(v = :v OR n = :n) AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)"
-                    }
-                    None => "v = :v AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
-                };
-                (self.counter_item(key, next, *deadline), (held, bound))
-            }
-        };
+        let expected = current.as_ref().map(|(v, _)| &v[..]);
+        let next = next_counter(key, expected, delta)?;
+        let condition = holding(expected, self.now());
+        // Gone or expired since ADD was refused: start over, without a TTL.
+        let deadline = current.as_ref().map_or(NEVER, |(_, d)| *d);
+        let item = self.counter_item(key, next, deadline);
         Ok(self.put(item, Some(condition)).await?.then_some(next))
     }
 
@@ -593,6 +572,31 @@ fn too_large(key: &str, value: &[u8], pk: &str) -> Result<()> {
     Error::check_value_size(BACKEND, key, value.len(), limit)
 }
 
+/// The condition of a conditional put: the item is absent or expired
+/// (`expected` is `None`), or live and holding `expected`, as bytes or as
+/// the counter whose text it is (a counter holds `n`, read back as text).
+fn holding(expected: Option<&[u8]>, now_ms: u64) -> (&'static str, Item) {
+    let now = AttributeValue::N(now_ms.to_string());
+    let Some(expected) = expected else {
+        return (
+            "attribute_not_exists(sk) OR exp_ms < :now",
+            values(&[(":now", now)]),
+        );
+    };
+    let mut bound = values(&[
+        (":now", now),
+        (":expected", AttributeValue::B(Blob::new(expected))),
+    ]);
+    let condition = match as_counter(expected) {
+        Some(count) => {
+            bound.insert(":count".into(), AttributeValue::N(count.to_string()));
+            "(v = :expected OR n = :count) AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)"
+        }
+        None => "v = :expected AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
+    };
+    (condition, bound)
+}
+
 /// `keys` without repeats, in first-seen order.
 fn distinct<'k>(keys: &[&'k str]) -> Vec<&'k str> {
     let mut seen = std::collections::HashSet::with_capacity(keys.len());
@@ -761,31 +765,7 @@ impl Store for DynamoDbStore {
     ) -> StoreFuture<'a, bool> {
         check!(validate_key(key).and_then(|()| too_large(key, new, &self.pk)));
         StoreFuture::boxed(async move {
-            let now = AttributeValue::N(self.now().to_string());
-            let condition = match expected {
-                None => (
-                    "attribute_not_exists(sk) OR exp_ms < :now",
-                    values(&[(":now", now)]),
-                ),
-                // A counter holds `n`, read back as its decimal text.
-                Some(expected) => match as_counter(expected) {
-                    Some(count) => (
-                        "(v = :expected OR n = :count) AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
-                        values(&[
-                            (":now", now),
-                            (":expected", AttributeValue::B(Blob::new(expected))),
-                            (":count", AttributeValue::N(count.to_string())),
-                        ]),
-                    ),
-                    None => (
-                        "v = :expected AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
-                        values(&[
-                            (":now", now),
-                            (":expected", AttributeValue::B(Blob::new(expected))),
-                        ]),
-                    ),
-                },
-            };
+            let condition = holding(expected, self.now());
             let item = self.item(key, new, deadline_ms(self.now(), ttl));
             self.put(item, Some(condition)).await
         })
