@@ -62,11 +62,6 @@ impl Workload {
             Workload::Count => format!("count_{MATCHES}"),
         }
     }
-
-    /// Whether the workload writes.
-    pub fn writes(self) -> bool {
-        matches!(self, Workload::Set(_) | Workload::Mix)
-    }
 }
 
 impl fmt::Display for Workload {

@@ -113,9 +113,8 @@ const NEXT_PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key > 
 const MAX_BATCH: usize = 1024;
 /// Expired rows deleted per sweep statement, so writes can interleave.
 const SWEEP_BATCH: usize = 1000;
-/// Idle read connections kept per database.
-const MAX_IDLE_READERS: usize = 8;
-/// Reads running at once per database (each on its own connection).
+/// Reads running at once per database, each on its own pooled connection;
+/// so also the most connections the read pool ever holds.
 const READ_SLOTS: usize = 4;
 /// How long a connection waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -158,7 +157,7 @@ struct Database {
     sweeper: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     /// One permit per pooled reader. A read holds one while it runs, so
-    /// the pool never needs more than `MAX_IDLE_READERS` connections: with
+    /// the pool never needs more than `READ_SLOTS` connections: with
     /// more readers in flight than pooled connections, every extra read
     /// would open a connection (parsing the schema) and drop it after.
     read_slots: Arc<tokio::sync::Semaphore>,
@@ -755,7 +754,7 @@ impl Database {
 
     fn give_back(&self, conn: Connection) {
         let mut readers = self.readers.lock();
-        if readers.len() < MAX_IDLE_READERS {
+        if readers.len() < READ_SLOTS {
             readers.push(conn);
         }
     }
