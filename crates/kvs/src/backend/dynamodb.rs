@@ -140,7 +140,9 @@ impl DynamoDbStore {
         let detail = match (e.code(), e.message()) {
             (Some(code), Some(message)) => format!(" ({code}: {message})"),
             (Some(code), None) => format!(" ({code})"),
-            _ => String::new(),
+            // No answer from DynamoDB (no credentials, no connection): the
+            // cause is down the error's source chain.
+            _ => format!(" ({})", causes(&e)),
         };
         Error::backend(
             BACKEND,
@@ -467,6 +469,23 @@ impl DynamoDbStore {
     }
 }
 
+/// `e` and its sources, each as it displays itself, joined by `: ` — the
+/// SDK's own errors say only "dispatch failure" at the top. (Not the SDK's
+/// `DisplayErrorContext`, which appends a `Debug` dump of the response.)
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.ends_with(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A random wait, growing with `attempt` up to about 50 ms.
 fn backoff(attempt: u32) -> Duration {
     let nanos = std::time::SystemTime::now()
@@ -542,7 +561,7 @@ async fn create_table(client: &Client, table: &str) -> Result<()> {
         Err(e) => {
             let e = e.into_service_error();
             if !e.is_resource_in_use_exception() {
-                return Err(fail("creating the table", format!("{e} ({:?})", e.code())));
+                return Err(fail("creating the table", causes(&e)));
             }
         }
     }
@@ -886,5 +905,43 @@ impl std::fmt::Debug for DynamoDbStore {
             .field("table", &self.table)
             .field("partition", &self.pk)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn an_sdk_error_names_its_causes() {
+        let e = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "other",
+                Some(Box::new(Layer("no credentials in the environment", None))),
+            ))),
+        );
+        assert_eq!(
+            causes(&e),
+            "dispatch failure: other: no credentials in the environment"
+        );
+        // A cause its parent already spells out is not repeated.
+        let e = Layer("timed out: io", Some(Box::new(Layer("io", None))));
+        assert_eq!(causes(&e), "timed out: io");
     }
 }
