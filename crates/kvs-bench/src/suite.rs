@@ -4,7 +4,7 @@
 use crate::measure::{self, Measurement, Run};
 use crate::report::{self, Comparison, Line};
 use crate::subjects::kvs::Kvs;
-use crate::subjects::{leveldb, memory, redis, sqlite};
+use crate::subjects::{dynamodb, leveldb, memory, redis, sqlite};
 use crate::workload::Workload;
 use crate::{external, OpError, OpResult, Subject};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,8 +20,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Store URLs (`memory://`, `sqlite://PATH`, `leveldb://PATH`,
-    /// `redis://HOST:PORT/DB`); empty means the embedded backends, in a
-    /// temporary directory.
+    /// `redis://HOST:PORT/DB`, `dynamodb://TABLE?endpoint=URL`); empty
+    /// means the embedded backends, in a temporary directory.
     pub stores: Vec<String>,
     /// Keys in the main key space (rounded up to a multiple of 100).
     pub keys: usize,
@@ -36,7 +36,8 @@ pub struct Options {
     pub workloads: Vec<Workload>,
     /// Show a progress bar on stderr.
     pub progress: bool,
-    /// Build and run the sqlx-based peers (`bench/sqlx-peers`).
+    /// Build and run the peers that cannot be built with kvs
+    /// (`bench/peers`: OpenDAL's and keyv's SQLite, openkeyv's DynamoDB).
     pub external: bool,
     /// Where file backends put their files (default: a temporary directory).
     pub dir: Option<PathBuf>,
@@ -79,12 +80,13 @@ pub struct Report {
 }
 
 /// The subjects that are raw clients (target 0.9×), not libraries (1.0×).
-const RAW: [&str; 6] = [
+const RAW: [&str; 7] = [
     "dashmap",
     "moka",
     "rusqlite",
     "rusty-leveldb",
     "redis",
+    "aws-sdk-dynamodb",
     "one-at-a-time",
 ];
 
@@ -128,13 +130,21 @@ pub async fn run(options: &Options) -> Result<Report, String> {
                 3 * runs_per_subject
                     + writes
                     + if options.external {
-                        2 * runs_per_subject
+                        2 * runs_per_subject / rounds
                     } else {
                         0
                     }
             }
             BackendKind::LevelDb => 2 * runs_per_subject + 2 * writes,
             BackendKind::Redis => 5 * runs_per_subject,
+            BackendKind::DynamoDb => {
+                2 * runs_per_subject
+                    + if options.external {
+                        runs_per_subject / rounds
+                    } else {
+                        0
+                    }
+            }
             _ => runs_per_subject,
         })
         .sum();
@@ -163,6 +173,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
             BackendKind::Sqlite => bench.sqlite(config, temp.path()).await?,
             BackendKind::LevelDb => bench.leveldb(config).await?,
             BackendKind::Redis => bench.redis(config).await?,
+            BackendKind::DynamoDb => bench.dynamodb(config).await?,
             _ => bench.kvs_only(config).await?,
         }
     }
@@ -392,10 +403,10 @@ impl Bench<'_> {
             false,
         )
         .await?;
-        let opendal = memory::OpenDal::memory().map_err(|e| format!("{e:?}"))?;
+        let opendal = memory::opendal().map_err(|e| format!("{e:?}"))?;
         self.add("opendal", "memory", "services::Memory", opendal, false)
             .await?;
-        let openkeyv = memory::OpenKeyv(openkeyv::store::memory::MemoryStore::new());
+        let openkeyv = memory::openkeyv();
         self.add(
             "openkeyv",
             "memory",
@@ -445,8 +456,9 @@ impl Bench<'_> {
 
         if self.options.external {
             self.bar
-                .set_message("sqlite: building and running bench/sqlx-peers");
-            let lines = external::sqlx_peers(self.options, self.keys, &dir).await?;
+                .set_message("sqlite: building and running bench/peers");
+            let args = ["--sqlite".into(), dir.clone().into_os_string()];
+            let lines = external::peers(self.options, self.keys, &args).await?;
             self.bar.inc(lines.len() as u64);
             self.lines.extend(lines);
         }
@@ -537,9 +549,7 @@ impl Bench<'_> {
             false,
         )
         .await?;
-        let keyv = redis::Keyv::connect(&url)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        let keyv = redis::keyv(&url).await.map_err(|e| format!("{e:?}"))?;
         self.add(
             "keyv",
             "redis",
@@ -550,6 +560,52 @@ impl Bench<'_> {
         .await?;
         self.race("redis").await?;
         redis::clean(&url).await.map_err(|e| format!("{e:?}"))
+    }
+
+    async fn dynamodb(&mut self, config: Config) -> Result<(), String> {
+        let same = format!(
+            "same endpoint ({}), table {}",
+            if config.dynamodb.endpoint.is_empty() {
+                "AWS"
+            } else {
+                &config.dynamodb.endpoint
+            },
+            config.dynamodb.table_name
+        );
+        self.add_kvs(config.clone(), "dynamodb", &same, false)
+            .await?;
+        let mut loader = config.clone();
+        loader.namespace = dynamodb::RAW_NAMESPACE.into();
+        let loader = kvs::open(&loader)
+            .await
+            .map_err(|e| format!("opening kvs on {}: {e}", dynamodb::RAW_NAMESPACE))?;
+        loader.clear().await.map_err(|e| e.to_string())?;
+        self.stores.push(Arc::clone(&loader));
+        let raw = dynamodb::RawDynamoDb::connect(&config.dynamodb, loader).await;
+        self.add(
+            "aws-sdk-dynamodb",
+            "dynamodb",
+            &format!("{same}; one Client, consistent reads"),
+            raw,
+            false,
+        )
+        .await?;
+        self.race("dynamodb").await?;
+
+        if self.options.external {
+            self.bar
+                .set_message("dynamodb: building and running bench/peers");
+            let args = [
+                "--dynamodb".into(),
+                config.dynamodb.endpoint.clone().into(),
+                "--region".into(),
+                config.dynamodb.region.clone().into(),
+            ];
+            let lines = external::peers(self.options, self.keys, &args).await?;
+            self.bar.inc(lines.len() as u64);
+            self.lines.extend(lines);
+        }
+        Ok(())
     }
 
     /// A backend without peers here: kvs's own figures only.

@@ -44,6 +44,17 @@ impl Workload {
         Workload::Set(LARGE),
     ];
 
+    /// The workload of [`ALL`](Workload::ALL) called `name` (as [`name`](Workload::name) spells it).
+    ///
+    /// ```
+    /// use kvs_bench::Workload;
+    /// assert_eq!(Workload::from_name("list_100"), Some(Workload::List));
+    /// assert_eq!(Workload::from_name("list"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
     /// The name used in tables and JSON: `get_100B`, `set_4KB`, `mix_90_10`,
     /// `list_100`, `count_100`.
     pub fn name(self) -> String {

@@ -10,7 +10,7 @@ fn tiny() -> Options {
     options.keys = 1_000;
     options.duration = Duration::from_millis(5);
     options.tasks = vec![1, 4];
-    // The sqlx peers are a separate build of minutes; `kvs bench` runs them.
+    // The external peers (bench/peers) are a separate build of minutes; `kvs bench` runs them.
     options.external = false;
     options
 }
@@ -70,4 +70,46 @@ async fn a_bad_store_url_is_an_error_not_a_panic() {
     options.stores = vec!["nosuch://x".into()];
     let err = kvs_bench::run(&options).await.expect_err("a bad URL");
     assert!(err.contains("nosuch"), "{err}");
+}
+
+/// DynamoDB (the emulator `scripts/test` starts): kvs and the raw client
+/// on the same endpoint and table, every workload compared. openkeyv runs
+/// in `bench/peers`, which this test does not build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_is_compared_with_the_raw_client() {
+    let Some(endpoint) = std::env::var("KVS_TEST_DYNAMODB_ENDPOINT")
+        .ok()
+        .and_then(|list| list.split(',').next().map(str::to_owned))
+        .filter(|e| !e.is_empty())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but KVS_TEST_DYNAMODB_ENDPOINT is not set"
+        );
+        eprintln!(
+            "!!!!! SKIPPED the DynamoDB benchmark test: KVS_TEST_DYNAMODB_ENDPOINT is not set !!!!!"
+        );
+        return;
+    };
+    let mut options = tiny();
+    options.keys = 200;
+    options.stores = vec![format!(
+        "dynamodb://kvs-bench-test?endpoint={endpoint}&create_table=true"
+    )];
+    let report = kvs_bench::run(&options).await.expect("bench");
+    for workload in Workload::ALL {
+        for tasks in [1, 4] {
+            let comparison = report
+                .comparisons
+                .iter()
+                .find(|c| {
+                    c.backend == "dynamodb"
+                        && c.peer == "aws-sdk-dynamodb"
+                        && c.workload == workload.name()
+                        && c.tasks == tasks
+                })
+                .unwrap_or_else(|| panic!("no comparison for {workload} × {tasks}"));
+            assert!(comparison.ratio.is_some_and(|r| r > 0.0), "{comparison:?}");
+        }
+    }
 }

@@ -109,13 +109,28 @@ struct BenchArgs {
     /// Task counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,64")]
     tasks: Vec<usize>,
-    /// Skip the peers built on sqlx (OpenDAL's and keyv's SQLite), which
-    /// `bench/sqlx-peers` builds with cargo on first use.
-    #[arg(long)]
-    no_sqlx_peers: bool,
+    /// Workloads, comma-separated (default: all of get_100B, get_4KB,
+    /// mix_90_10, list_100, count_100, set_100B, set_4KB).
+    #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
+    workloads: Vec<kvs_bench::Workload>,
+    /// Skip the peers that cannot be built with kvs (OpenDAL's and keyv's
+    /// SQLite, openkeyv's DynamoDB), which `bench/peers` builds with cargo
+    /// on first use.
+    #[arg(long, alias = "no-sqlx-peers")]
+    no_external_peers: bool,
     /// Where file backends put their files (default: the temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+}
+
+fn parse_workload(name: &str) -> Result<kvs_bench::Workload, String> {
+    kvs_bench::Workload::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = kvs_bench::Workload::ALL.iter().map(|w| w.name()).collect();
+        format!(
+            "unknown workload {name:?}; expected one of {}",
+            names.join(", ")
+        )
+    })
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
@@ -291,7 +306,10 @@ fn bench(stores: Vec<String>, args: BenchArgs) -> ExitCode {
         options.rounds = rounds;
     }
     options.tasks = args.tasks;
-    options.external = !args.no_sqlx_peers;
+    if !args.workloads.is_empty() {
+        options.workloads = args.workloads;
+    }
+    options.external = !args.no_external_peers;
     options.dir = args.dir;
     options.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     if options.tasks.contains(&0) {

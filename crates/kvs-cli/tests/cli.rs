@@ -199,7 +199,7 @@ fn bench_prints_json_lines_with_a_ratio_for_every_comparison() {
     let out = Command::cargo_bin("kvs")
         .unwrap()
         .env_remove("KVS_STORE")
-        .args(["bench", "--quick", "--json", "--no-sqlx-peers"])
+        .args(["bench", "--quick", "--json", "--no-external-peers"])
         .args(["--keys", "1000", "--duration", "5ms", "--tasks", "1,2"])
         .arg("--store")
         .arg("memory://")

@@ -4,6 +4,7 @@
 //! prefix, which [`clean`] removes before and after a run.
 
 use crate::subject::{OpError, OpResult, Subject};
+use crate::subjects::libraries::{Keyv, OpenDal, OpenKeyv};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
@@ -117,70 +118,35 @@ pub async fn clean(url: &str) -> OpResult<()> {
 }
 
 /// OpenDAL's redis service on the server at `endpoint` (`tcp://host:port`).
-pub fn opendal(endpoint: &str, db: i64) -> OpResult<crate::subjects::memory::OpenDal> {
+pub fn opendal(endpoint: &str, db: i64) -> OpResult<OpenDal> {
     let builder = opendal::services::Redis::default()
         .endpoint(endpoint)
         .db(db)
         .root(&format!("/{PREFIX}opendal/"));
     let op = opendal::Operator::new(builder).map_err(|e| OpError::failed("opendal redis", e))?;
-    Ok(crate::subjects::memory::OpenDal(op))
+    Ok(OpenDal(op))
 }
 
 /// openkeyv's redis store.
-pub async fn openkeyv(
-    url: &str,
-) -> OpResult<crate::subjects::memory::OpenKeyv<openkeyv::store::redis::RedisStore>> {
+pub async fn openkeyv(url: &str) -> OpResult<OpenKeyv<openkeyv::store::redis::RedisStore>> {
     let config =
         openkeyv::store::redis::RedisConfig::new(None).with_keyspace(format!("{PREFIX}openkeyv"));
     openkeyv::store::redis::RedisStore::new_with_config(url, config)
         .await
-        .map(crate::subjects::memory::OpenKeyv)
+        .map(OpenKeyv)
         .map_err(|e| OpError::failed("openkeyv redis", e))
 }
 
-/// keyv's redis store. Values are JSON (`serde_json::Value`): the bytes
-/// are stored as a JSON string, which is what a keyv user would do.
-pub struct Keyv(keyv::Keyv);
-
-impl Keyv {
-    /// Connects to `url`.
-    pub async fn connect(url: &str) -> OpResult<Keyv> {
-        let store = keyv::adapter::redis::RedisStoreBuilder::new()
-            .uri(url)
-            .namespace(format!("{PREFIX}keyv"))
-            .build()
-            .await
-            .map_err(|e| OpError::failed("keyv redis", e))?;
-        keyv::Keyv::try_new(store)
-            .await
-            .map(Keyv)
-            .map_err(|e| OpError::failed("keyv", e))
-    }
-}
-
-impl Subject for Keyv {
-    async fn set(&self, key: &str, value: &[u8]) -> OpResult<()> {
-        let text = String::from_utf8_lossy(value).into_owned();
-        self.0
-            .set(key, text)
-            .await
-            .map_err(|e| OpError::failed("keyv set", e))
-    }
-
-    async fn get(&self, key: &str) -> OpResult<Option<usize>> {
-        let value = self
-            .0
-            .get(key)
-            .await
-            .map_err(|e| OpError::failed("keyv get", e))?;
-        Ok(value.map(|v| v.as_str().map_or(0, str::len)))
-    }
-
-    async fn list(&self, _prefix: &str) -> OpResult<usize> {
-        Err(OpError::Unsupported("keyv cannot list keys"))
-    }
-
-    async fn count(&self, _prefix: &str) -> OpResult<usize> {
-        Err(OpError::Unsupported("keyv cannot count keys"))
-    }
+/// keyv's redis store.
+pub async fn keyv(url: &str) -> OpResult<Keyv> {
+    let store = keyv::adapter::redis::RedisStoreBuilder::new()
+        .uri(url)
+        .namespace(format!("{PREFIX}keyv"))
+        .build()
+        .await
+        .map_err(|e| OpError::failed("keyv redis", e))?;
+    keyv::Keyv::try_new(store)
+        .await
+        .map(Keyv)
+        .map_err(|e| OpError::failed("keyv", e))
 }

@@ -1,0 +1,290 @@
+//! The peers of `kvs bench` that cannot be built with kvs, under the same
+//! workloads: OpenDAL's and keyv's SQLite services, and openkeyv's
+//! DynamoDB store. `kvs bench` runs this with the keys, durations, rounds
+//! and task counts of its own run and reads one JSON result line per
+//! measurement from stdout. Each library is used as its documentation
+//! shows, through the subjects of `kvs_bench::subjects::libraries`.
+//!
+//! ```text
+//! kvs-bench-peers --keys 10000 --duration-ms 80 --rounds 1 --tasks 1,64 --sqlite /tmp/x
+//! kvs-bench-peers --keys 10000 --dynamodb http://127.0.0.1:5006 --region us-east-1
+//! ```
+
+use kvs_bench::subjects::libraries::{Keyv, OpenDal, OpenKeyv};
+use kvs_bench::{run_subject, Line, Plan, Workload};
+use openkeyv::AsyncDestroyStore;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The table openkeyv's store creates (with its own key schema) and this
+/// run deletes at the end.
+const OPENKEYV_TABLE: &str = "kvs-bench-openkeyv";
+
+struct Args {
+    plan: Plan,
+    /// Where the SQLite files go, if the SQLite peers are to run.
+    sqlite: Option<PathBuf>,
+    /// The DynamoDB endpoint (empty: AWS's own), if the DynamoDB peer is
+    /// to run.
+    dynamodb: Option<String>,
+    /// The AWS region; empty: from the environment, as the SDK finds it.
+    region: String,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        plan: Plan {
+            workloads: Workload::ALL.to_vec(),
+            tasks: vec![1, 64],
+            keys: 10_000,
+            duration: Duration::from_millis(80),
+            rounds: 1,
+        },
+        sqlite: None,
+        dynamodb: None,
+        region: String::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|_| format!("{flag}: {v:?} is not a number"))
+        };
+        let plan = &mut args.plan;
+        match flag.as_str() {
+            "--keys" => plan.keys = number(&value)?,
+            "--duration-ms" => plan.duration = Duration::from_millis(number(&value)? as u64),
+            "--rounds" => plan.rounds = number(&value)?,
+            "--tasks" => {
+                plan.tasks = value.split(',').map(number).collect::<Result<_, _>>()?;
+            }
+            "--workloads" => {
+                plan.workloads = value
+                    .split(',')
+                    .map(|name| {
+                        Workload::from_name(name)
+                            .ok_or_else(|| format!("unknown workload {name:?}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--sqlite" => args.sqlite = Some(PathBuf::from(value)),
+            "--dynamodb" => args.dynamodb = Some(value),
+            "--region" => args.region = value,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    let result = parse().and_then(|args| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("starting tokio: {e}"))?
+            .block_on(run(args))
+    });
+    if let Err(e) = result {
+        eprintln!("kvs-bench-peers: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn print(line: &Line) {
+    match serde_json::to_string(line) {
+        Ok(json) => println!("{json}"),
+        Err(e) => eprintln!("kvs-bench-peers: {e}"),
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if let Some(dir) = &args.sqlite {
+        sqlite(dir, &args.plan).await?;
+    }
+    if let Some(endpoint) = &args.dynamodb {
+        dynamodb(&args, endpoint).await?;
+    }
+    Ok(())
+}
+
+async fn sqlite(dir: &Path, plan: &Plan) -> Result<(), String> {
+    let path = dir.join("kvs-bench-opendal.db");
+    let opendal = opendal_sqlite(&path).await?;
+    run_subject(
+        "sqlite",
+        "opendal",
+        "sqlite-full",
+        "WAL (set on the file), synchronous=FULL (OpenDAL's, not configurable); services::Sqlite",
+        opendal,
+        plan,
+        print,
+    )
+    .await?;
+    remove(&path);
+
+    let path = dir.join("kvs-bench-keyv.db");
+    let keyv = keyv_sqlite(&path).await?;
+    run_subject(
+        "sqlite",
+        "keyv",
+        "sqlite-normal",
+        "WAL, synchronous=NORMAL (a pool passed to SqliteStoreBuilder::pool); JSON string values",
+        keyv,
+        plan,
+        print,
+    )
+    .await?;
+    remove(&path);
+    Ok(())
+}
+
+async fn dynamodb(args: &Args, endpoint: &str) -> Result<(), String> {
+    let client = dynamodb_client(endpoint, &args.region).await;
+    create_openkeyv_table(&client).await?;
+    let store =
+        openkeyv::store::dynamodb::DynamoDBStore::from_client(client.clone(), OPENKEYV_TABLE);
+    let settings = format!(
+        "same endpoint; store::dynamodb::DynamoDBStore, table {OPENKEYV_TABLE} of its own schema"
+    );
+    let result = run_subject(
+        "dynamodb",
+        "openkeyv",
+        "dynamodb",
+        &settings,
+        OpenKeyv(store),
+        &args.plan,
+        print,
+    )
+    .await;
+    // The table is this run's own: drop it whether or not the run passed.
+    let dropped = openkeyv::store::dynamodb::DynamoDBStore::from_client(client, OPENKEYV_TABLE)
+        .destroy()
+        .await
+        .map_err(|e| format!("deleting table {OPENKEYV_TABLE}: {e}"));
+    result?;
+    dropped.map(drop)
+}
+
+/// A client built as kvs builds its own: region and endpoint as given
+/// (empty: the SDK's defaults), credentials from the environment.
+async fn dynamodb_client(endpoint: &str, region: &str) -> aws_sdk_dynamodb::Client {
+    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if !region.is_empty() {
+        sdk = sdk.region(aws_config::Region::new(region.to_owned()));
+    }
+    if !endpoint.is_empty() {
+        sdk = sdk.endpoint_url(endpoint);
+    }
+    aws_sdk_dynamodb::Client::new(&sdk.load().await)
+}
+
+/// The table openkeyv's `DynamoDBStore::new` creates (it does not create
+/// one for a store built `from_client`): `collection` (hash) and `key`
+/// (range), both strings, on demand. A table left by an interrupted run is
+/// dropped first.
+async fn create_openkeyv_table(client: &aws_sdk_dynamodb::Client) -> Result<(), String> {
+    use aws_sdk_dynamodb::client::Waiters;
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let _ = client
+        .delete_table()
+        .table_name(OPENKEYV_TABLE)
+        .send()
+        .await;
+    let fail = |e: &dyn std::fmt::Display| format!("creating table {OPENKEYV_TABLE}: {e}");
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| fail(&e))
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| fail(&e))
+    };
+    client
+        .create_table()
+        .table_name(OPENKEYV_TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("collection")?)
+        .attribute_definitions(attribute("key")?)
+        .key_schema(key("collection", KeyType::Hash)?)
+        .key_schema(key("key", KeyType::Range)?)
+        .send()
+        .await
+        .map_err(|e| fail(&aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    client
+        .wait_until_table_exists()
+        .table_name(OPENKEYV_TABLE)
+        .wait(std::time::Duration::from_secs(120))
+        .await
+        .map_err(|e| fail(&aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+fn remove(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+}
+
+/// OpenDAL's sqlite service. It reads and writes a table it does not
+/// create, and leaves the journal mode alone: the file is made WAL here (WAL
+/// is a property of the file), like kvs's, so that both compare at WAL +
+/// synchronous=FULL.
+async fn opendal_sqlite(path: &Path) -> Result<OpenDal, String> {
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let options = SqliteConnectOptions::from_str(&url)
+        .map_err(|e| e.to_string())?
+        .journal_mode(SqliteJournalMode::Wal);
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB)")
+        .execute(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    pool.close().await;
+    let builder = opendal::services::Sqlite::default()
+        .connection_string(&url)
+        .table("kv")
+        .key_field("key")
+        .value_field("value");
+    let op = opendal::Operator::new(builder).map_err(|e| e.to_string())?;
+    Ok(OpenDal(op))
+}
+
+/// keyv's SQLite store on a WAL/NORMAL pool.
+async fn keyv_sqlite(path: &Path) -> Result<Keyv, String> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    let store = keyv::adapter::sqlite::SqliteStoreBuilder::new()
+        .pool(Arc::new(pool))
+        .table_name("kv")
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    keyv::Keyv::try_new(store)
+        .await
+        .map(Keyv)
+        .map_err(|e| e.to_string())
+}
