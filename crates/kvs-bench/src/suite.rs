@@ -44,11 +44,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// The `--quick` run: 10,000 keys, one turn of 80 ms per measurement.
+    /// The `--quick` run: 10,000 keys, one turn of 50 ms per measurement.
     pub fn quick() -> Options {
         Options {
             keys: 10_000,
-            duration: Duration::from_millis(80),
+            duration: Duration::from_millis(50),
             rounds: 1,
             ..Options::full()
         }

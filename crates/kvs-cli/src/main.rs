@@ -89,7 +89,7 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct BenchArgs {
-    /// A short run (10,000 keys, 80 ms per measurement): under 20 s on the
+    /// A short run (10,000 keys, 50 ms per measurement): under 20 s on the
     /// embedded backends, once built.
     #[arg(long)]
     quick: bool,
@@ -99,7 +99,7 @@ struct BenchArgs {
     /// Keys in the data set (default 100,000; 10,000 with --quick).
     #[arg(long)]
     keys: Option<usize>,
-    /// How long each measurement runs (default 1s; 80ms with --quick).
+    /// How long each measurement runs (default 1s; 50ms with --quick).
     #[arg(long, value_parser = parse_ttl)]
     duration: Option<Duration>,
     /// Measurements per subject and workload, the subjects taking turns;
