@@ -10,6 +10,7 @@ use crate::{external, OpError, OpResult, Subject};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvs::Store;
 use kvs::{BackendKind, Config};
+use std::ffi::OsString;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -454,14 +455,8 @@ impl Bench<'_> {
             .await?;
         self.race("sqlite").await?;
 
-        if self.options.external {
-            self.bar
-                .set_message("sqlite: building and running bench/peers");
-            let args = ["--sqlite".into(), dir.clone().into_os_string()];
-            let lines = external::peers(self.options, self.keys, &args).await?;
-            self.bar.inc(lines.len() as u64);
-            self.lines.extend(lines);
-        }
+        let args = ["--sqlite".into(), dir.clone().into_os_string()];
+        self.external("sqlite", &args).await?;
         for name in files {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
@@ -592,19 +587,26 @@ impl Bench<'_> {
         .await?;
         self.race("dynamodb").await?;
 
-        if self.options.external {
-            self.bar
-                .set_message("dynamodb: building and running bench/peers");
-            let args = [
-                "--dynamodb".into(),
-                config.dynamodb.endpoint.clone().into(),
-                "--region".into(),
-                config.dynamodb.region.clone().into(),
-            ];
-            let lines = external::peers(self.options, self.keys, &args).await?;
-            self.bar.inc(lines.len() as u64);
-            self.lines.extend(lines);
+        let args = [
+            "--dynamodb".into(),
+            config.dynamodb.endpoint.clone().into(),
+            "--region".into(),
+            config.dynamodb.region.clone().into(),
+        ];
+        self.external("dynamodb", &args).await
+    }
+
+    /// Runs `backend`'s peers in `bench/peers` (with `args` saying where),
+    /// unless the options leave them out, and adds their lines.
+    async fn external(&mut self, backend: &str, args: &[OsString]) -> Result<(), String> {
+        if !self.options.external {
+            return Ok(());
         }
+        self.bar
+            .set_message(format!("{backend}: building and running bench/peers"));
+        let lines = external::peers(self.options, self.keys, args).await?;
+        self.bar.inc(lines.len() as u64);
+        self.lines.extend(lines);
         Ok(())
     }
 
