@@ -28,7 +28,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The longest document id, in bytes. With a collection name of at most
 /// 255 bytes (510 escaped), the stored key stays within the 1024-byte key
@@ -223,7 +222,7 @@ fn decode(bytes: &[u8]) -> Result<Document> {
 /// whole range with its values.
 pub(crate) trait DocSpace: Store {
     fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        StoreFuture::boxed(async move { crate::store::optional(self.get(key).await) })
+        StoreFuture::boxed(async move { crate::generic::optional(self.get(key).await) })
     }
     fn write<'a>(&'a self, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
         self.set(key, value, None)
@@ -248,33 +247,16 @@ impl<S: Store, D: DocSpace> Documents<S, D> {
     }
 }
 
+/// Plain keys are the key store's: every method goes to it, except that
+/// `close` closes both spaces.
+#[deny(clippy::missing_trait_methods)]
 impl<S: Store, D: DocSpace> Store for Documents<S, D> {
-    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
-        self.keys.get(key)
-    }
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, ()> {
-        self.keys.set(key, value, ttl)
-    }
-    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        self.keys.delete(key)
-    }
-    fn exists<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
-        self.keys.exists(key)
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
-        self.keys.list(prefix)
-    }
-    fn count<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-        self.keys.count(prefix)
-    }
-    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
-        self.keys.ttl(key)
-    }
+    crate::forward::forward_store!(|this| this.keys;
+        get, set, delete, exists, list, count, ttl,
+        get_many, set_many, delete_many,
+        set_if_absent, compare_and_swap, increment,
+        expire, persist, list_page, scan, delete_prefix, clear);
+
     fn close(&self) -> StoreFuture<'_, ()> {
         StoreFuture::boxed(async move {
             let keys = self.keys.close().await;

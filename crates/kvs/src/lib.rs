@@ -19,7 +19,10 @@
 //!
 //! # Layout
 //!
-//! - [`store`](Store): the `Store` trait, the contract every backend keeps;
+//! - [`store`](Store): the `Store` trait, the contract every backend keeps,
+//!   and [`StoreFuture`], the future its methods return;
+//! - [`generic`]: operations built from other calls, which a backend uses
+//!   on purpose where its engine has nothing better;
 //! - [`error`](Error): the one error type;
 //! - [`config`](Config): configuration files and Go-style durations;
 //! - [`key`]: key and namespace rules and the encodings every backend shares;
@@ -51,6 +54,9 @@ mod duration;
 mod error;
 pub mod expiry;
 pub mod filter;
+mod forward;
+mod future;
+pub mod generic;
 pub mod key;
 #[cfg_attr(not(any(feature = "sqlite", feature = "leveldb")), allow(dead_code))]
 mod registry;
@@ -78,11 +84,13 @@ pub use config::{
 pub use document::{Document, DocumentStore, MAX_COLLECTION_LEN, MAX_ID_LEN};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};
-pub use store::{KeyStream, Store, StoreFuture};
+pub use future::{KeyStream, StoreFuture};
+pub use store::Store;
 
 /// Re-exported so that users name the same `Bytes` type the trait returns.
 pub use bytes::Bytes;
 
+use expiry::{Clock, SystemClock};
 use std::sync::Arc;
 
 /// Opens the store that `config` describes.
@@ -102,37 +110,61 @@ use std::sync::Arc;
 /// names the cargo feature), [`Error::InvalidNamespace`] for a bad
 /// namespace, and the backend's own errors if it cannot be opened.
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
-    match config.backend {
-        BackendKind::Memory => Ok(Arc::new(MemoryStore::new(
-            &config.namespace,
-            config.memory.clone(),
-        )?)),
+    open_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Like [`open`], reading time from `clock` wherever the backend keeps
+/// time itself (TTLs on memory, SQLite, LevelDB and DynamoDB; Redis
+/// expires keys by the server's clock). For tests, with a
+/// [`ManualClock`](expiry::ManualClock):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kvs::Result<()> {
+/// use std::{sync::Arc, time::Duration};
+/// use kvs::expiry::ManualClock;
+///
+/// let clock = ManualClock::new(1_700_000_000_000);
+/// let config = kvs::Config::from_yaml("type: memory")?;
+/// let store = kvs::open_with_clock(&config, Arc::new(clock.clone())).await?;
+/// store.set("k", b"v", Some(Duration::from_secs(60))).await?;
+/// clock.advance(Duration::from_secs(61));
+/// assert!(!store.exists("k").await?);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>> {
+    let ns = config.namespace.as_str();
+    Ok(match config.backend {
+        BackendKind::Memory => {
+            Arc::new(MemoryStore::open_with_clock(ns, config.memory.clone(), clock).await?)
+        }
         #[cfg(feature = "sqlite")]
-        BackendKind::Sqlite => Ok(Arc::new(
-            SqliteStore::open(&config.namespace, config.sqlite.clone()).await?,
-        )),
+        BackendKind::Sqlite => {
+            Arc::new(SqliteStore::open_with_clock(ns, config.sqlite.clone(), clock).await?)
+        }
         #[cfg(feature = "leveldb")]
-        BackendKind::LevelDb => Ok(Arc::new(
-            LevelDbStore::open(&config.namespace, config.leveldb.clone()).await?,
-        )),
+        BackendKind::LevelDb => {
+            Arc::new(LevelDbStore::open_with_clock(ns, config.leveldb.clone(), clock).await?)
+        }
         #[cfg(feature = "redis")]
-        BackendKind::Redis => Ok(Arc::new(
-            RedisStore::open(&config.namespace, config.redis.clone()).await?,
-        )),
+        BackendKind::Redis => {
+            Arc::new(RedisStore::open_with_clock(ns, config.redis.clone(), clock).await?)
+        }
         #[cfg(feature = "dynamodb")]
-        BackendKind::DynamoDb => Ok(Arc::new(
-            DynamoDbStore::open(&config.namespace, config.dynamodb.clone()).await?,
-        )),
+        BackendKind::DynamoDb => {
+            Arc::new(DynamoDbStore::open_with_clock(ns, config.dynamodb.clone(), clock).await?)
+        }
         // Reachable unless every backend feature is on.
         #[allow(unreachable_patterns)]
-        other => Err(not_built(other)),
-    }
+        other => return Err(not_built(other)),
+    })
 }
 
 /// Opens the store that `config` describes, with its document layer.
 ///
-/// The plain keys are those [`open`] gives; documents live apart from them
-/// (see [`DocumentStore`]).
+/// The plain keys are those [`open`] gives, with every operation of
+/// [`Store`]; documents live apart from them (see [`DocumentStore`]).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -143,22 +175,34 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
 /// # }
 /// ```
 pub async fn open_documents(config: &Config) -> Result<Arc<dyn DocumentStore>> {
-    let clock = Arc::new(crate::expiry::SystemClock);
+    open_documents_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Like [`open_documents`], reading time from `clock` (see [`open_with_clock`]).
+pub async fn open_documents_with_clock(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn DocumentStore>> {
+    let ns = config.namespace.as_str();
     match config.backend {
         BackendKind::Memory => {
-            MemoryStore::open_documents(&config.namespace, config.memory.clone(), clock)
+            MemoryStore::open_documents_with_clock(ns, config.memory.clone(), clock).await
+        }
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => {
+            SqliteStore::open_documents_with_clock(ns, config.sqlite.clone(), clock).await
         }
         #[cfg(feature = "leveldb")]
         BackendKind::LevelDb => {
-            LevelDbStore::open_documents(&config.namespace, config.leveldb.clone(), clock).await
+            LevelDbStore::open_documents_with_clock(ns, config.leveldb.clone(), clock).await
         }
-        #[cfg(feature = "sqlite")]
-        BackendKind::Sqlite => Ok(Arc::new(
-            SqliteStore::open(&config.namespace, config.sqlite.clone()).await?,
-        )),
         #[cfg(feature = "redis")]
         BackendKind::Redis => {
-            RedisStore::open_documents(&config.namespace, config.redis.clone()).await
+            RedisStore::open_documents_with_clock(ns, config.redis.clone(), clock).await
+        }
+        #[cfg(feature = "dynamodb")]
+        BackendKind::DynamoDb => {
+            DynamoDbStore::open_documents_with_clock(ns, config.dynamodb.clone(), clock).await
         }
         // Reachable unless every backend feature is on.
         #[allow(unreachable_patterns)]
@@ -166,25 +210,19 @@ pub async fn open_documents(config: &Config) -> Result<Arc<dyn DocumentStore>> {
     }
 }
 
-/// The error for a backend that this build cannot open: either its cargo
-/// feature is off, or this version does not implement it yet.
+/// The error for a backend whose cargo feature is off in this build.
+#[cfg_attr(
+    all(
+        feature = "sqlite",
+        feature = "leveldb",
+        feature = "redis",
+        feature = "dynamodb"
+    ),
+    allow(dead_code)
+)]
 fn not_built(backend: BackendKind) -> Error {
     let feature = backend.name();
-    let compiled_in = match backend {
-        BackendKind::Memory => true,
-        BackendKind::Sqlite => cfg!(feature = "sqlite"),
-        BackendKind::LevelDb => cfg!(feature = "leveldb"),
-        BackendKind::Redis => cfg!(feature = "redis"),
-        BackendKind::DynamoDb => cfg!(feature = "dynamodb"),
-    };
-    if compiled_in {
-        Error::unsupported(format!(
-            "the {backend} backend (cargo feature `{feature}`) is not implemented in kvs {} yet",
-            env!("CARGO_PKG_VERSION")
-        ))
-    } else {
-        Error::unsupported(format!(
-            "the {backend} backend is not compiled in; enable the cargo feature `{feature}` of kvs"
-        ))
-    }
+    Error::unsupported(format!(
+        "the {backend} backend is not compiled in; enable the cargo feature `{feature}` of kvs"
+    ))
 }

@@ -1,12 +1,11 @@
-//! The [`Store`] trait: the one API every backend implements, and
-//! [`StoreFuture`], the future its methods return.
+//! The [`Store`] trait: the one API every backend implements.
+//!
+//! The future its methods return lives in `future.rs`, the forwarding
+//! impls (`Arc`, `Box`, wrappers) in `forward.rs`, and the loops a backend
+//! may build an operation from in [`generic`](crate::generic).
 
-use crate::Result;
+use crate::{KeyStream, StoreFuture};
 use bytes::Bytes;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// An async key-value store opened for one namespace.
@@ -34,9 +33,29 @@ use std::time::Duration;
 ///   no duplicates; `count` equals `list(prefix).len()`.
 /// - **Namespaces** never see each other's keys.
 /// - **Close**: afterwards every call returns
-///   [`Error::Closed`](crate::Error::Closed), and `close` again is `Ok`.
-///   Calls racing with `close` either complete or return `Closed`.
+///   [`Error::Closed`](crate::Error::Closed), even one that would have had
+///   nothing to do (an empty batch), and `close` again is `Ok`. Calls
+///   racing with `close` either complete or return `Closed`.
 /// - **Sharing**: any number of tasks may use one `Arc<dyn Store>`.
+///
+/// # Required and provided methods
+///
+/// Every operation a backend must think about is a required method: no
+/// default answers [`Error::Unsupported`](crate::Error::Unsupported) or
+/// quietly loops over single-key calls. (object_store's trait docs give the
+/// reason: defaults drift out of step with the backends.) A backend with
+/// no native form of an operation builds it from one of the loops in
+/// [`generic`](crate::generic), on purpose and visibly.
+///
+/// Only [`persist`](Store::persist), [`scan`](Store::scan) and
+/// [`clear`](Store::clear) are provided, because each is exactly other
+/// calls: `expire(key, ZERO)`, pages of `list_page`, `delete_prefix("")`.
+/// A backend may still override one where it can do better (Redis scans
+/// in one pass).
+///
+/// Wrappers (the document layer, `Arc`, `Box`) forward every method,
+/// provided ones included, through one macro, so a method added to the
+/// trait cannot be missed by any of them.
 ///
 /// # Why the methods return [`StoreFuture`]
 ///
@@ -69,9 +88,13 @@ use std::time::Duration;
 ///
 /// # Implementing a backend
 ///
+/// A backend implements every required method. This toy store holds
+/// nothing, answers each call at once, and builds its batches and its bulk
+/// delete from the generic loops.
+///
 /// ```
 /// use std::time::Duration;
-/// use kvs::{Bytes, Error, Store, StoreFuture};
+/// use kvs::{generic, Bytes, Error, Store, StoreFuture};
 ///
 /// /// A store that holds nothing (a real one would talk to its engine).
 /// struct Nothing;
@@ -98,6 +121,56 @@ use std::time::Duration;
 ///     }
 ///     fn close(&self) -> StoreFuture<'_, ()> {
 ///         StoreFuture::ready(Ok(()))
+///     }
+///     fn ttl<'a>(&'a self, _key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+///         StoreFuture::ready(Err(Error::NotFound))
+///     }
+///     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+///         generic::get_many_each(self, keys)
+///     }
+///     fn set_many<'a>(
+///         &'a self,
+///         entries: &'a [(&'a str, &'a [u8])],
+///         ttl: Option<Duration>,
+///     ) -> StoreFuture<'a, ()> {
+///         generic::set_many_each(self, entries, ttl)
+///     }
+///     fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
+///         generic::delete_many_each(self, keys)
+///     }
+///     fn set_if_absent<'a>(
+///         &'a self,
+///         _key: &'a str,
+///         _value: &'a [u8],
+///         _ttl: Option<Duration>,
+///     ) -> StoreFuture<'a, bool> {
+///         StoreFuture::ready(Ok(false))
+///     }
+///     fn compare_and_swap<'a>(
+///         &'a self,
+///         _key: &'a str,
+///         _expected: Option<&'a [u8]>,
+///         _new: &'a [u8],
+///         _ttl: Option<Duration>,
+///     ) -> StoreFuture<'a, bool> {
+///         StoreFuture::ready(Ok(false))
+///     }
+///     fn increment<'a>(&'a self, _key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
+///         StoreFuture::ready(Ok(delta))
+///     }
+///     fn expire<'a>(&'a self, _key: &'a str, _ttl: Duration) -> StoreFuture<'a, ()> {
+///         StoreFuture::ready(Err(Error::NotFound))
+///     }
+///     fn list_page<'a>(
+///         &'a self,
+///         _prefix: &'a str,
+///         _start_after: Option<&'a str>,
+///         _limit: usize,
+///     ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
+///         StoreFuture::ready(Ok((Vec::new(), None)))
+///     }
+///     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
+///         generic::delete_prefix_by_pages(self, prefix)
 ///     }
 /// }
 /// ```
@@ -132,25 +205,14 @@ pub trait Store: Send + Sync {
 
     /// The time `key` has left: `None` if it never expires,
     /// [`Error::NotFound`](crate::Error::NotFound) if it is absent or expired.
-    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
-        let _ = key;
-        unsupported("ttl")
-    }
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>>;
 
     // ---- batches ------------------------------------------------------
 
     /// The values of `keys`, in request order (`None` for absent or
-    /// expired keys; a key asked twice is answered twice).
-    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        StoreFuture::boxed(async move {
-            validate_all(keys.iter().copied())?;
-            let mut values = Vec::with_capacity(keys.len());
-            for key in keys {
-                values.push(optional(self.get(key).await)?);
-            }
-            Ok(values)
-        })
-    }
+    /// expired keys; a key asked twice is answered twice). Every key is
+    /// checked before anything is read.
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>>;
 
     /// Stores every `(key, value)` with the same `ttl`. Every key is checked
     /// before anything is written. A key given twice ends with its last value.
@@ -158,32 +220,11 @@ pub trait Store: Send + Sync {
         &'a self,
         entries: &'a [(&'a str, &'a [u8])],
         ttl: Option<Duration>,
-    ) -> StoreFuture<'a, ()> {
-        StoreFuture::boxed(async move {
-            validate_all(entries.iter().map(|(k, _)| *k))?;
-            for (key, value) in entries {
-                self.set(key, value, ttl).await?;
-            }
-            Ok(())
-        })
-    }
+    ) -> StoreFuture<'a, ()>;
 
     /// Removes `keys`; returns how many of them were present (a key given
     /// twice counts once).
-    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
-        StoreFuture::boxed(async move {
-            validate_all(keys.iter().copied())?;
-            let mut seen = std::collections::HashSet::new();
-            let mut deleted = 0;
-            for key in keys {
-                if seen.insert(*key) && self.exists(key).await? {
-                    self.delete(key).await?;
-                    deleted += 1;
-                }
-            }
-            Ok(deleted)
-        })
-    }
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize>;
 
     // ---- atomic operations -------------------------------------------
 
@@ -195,10 +236,7 @@ pub trait Store: Send + Sync {
         key: &'a str,
         value: &'a [u8],
         ttl: Option<Duration>,
-    ) -> StoreFuture<'a, bool> {
-        let _ = (key, value, ttl);
-        unsupported("set_if_absent")
-    }
+    ) -> StoreFuture<'a, bool>;
 
     /// Replaces the value of `key` with `new` only if it currently is
     /// `expected` (`None`: absent or expired); returns whether it did.
@@ -208,31 +246,26 @@ pub trait Store: Send + Sync {
         expected: Option<&'a [u8]>,
         new: &'a [u8],
         ttl: Option<Duration>,
-    ) -> StoreFuture<'a, bool> {
-        let _ = (key, expected, new, ttl);
-        unsupported("compare_and_swap")
-    }
+    ) -> StoreFuture<'a, bool>;
 
     /// Adds `delta` to the decimal integer stored at `key` (a missing key
-    /// counts as 0) and returns the result; the key keeps its TTL. A value
-    /// that is not a decimal `i64`, or an overflow, is
+    /// counts as 0) and returns the result; the key keeps its TTL.
+    ///
+    /// A counter is read as Redis's `INCRBY` reads it, on every backend: an
+    /// optional `-` and ASCII digits, with no `+`, no leading zero, no `-0`
+    /// and no spaces (see [`generic::parse_counter`](crate::generic::parse_counter)).
+    /// Any other value, or an overflow, is
     /// [`Error::InvalidValue`](crate::Error::InvalidValue) and changes nothing.
-    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
-        let _ = (key, delta);
-        unsupported("increment")
-    }
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64>;
 
     // ---- TTL control -------------------------------------------------
 
     /// Gives `key` a new TTL without rewriting its value (`ZERO` removes
     /// the TTL); [`Error::NotFound`](crate::Error::NotFound) if absent.
-    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
-        let _ = (key, ttl);
-        unsupported("expire")
-    }
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()>;
 
     /// Removes the TTL of `key`; [`Error::NotFound`](crate::Error::NotFound)
-    /// if absent.
+    /// if absent. Provided as `expire(key, Duration::ZERO)`.
     fn persist<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         self.expire(key, Duration::ZERO)
     }
@@ -243,310 +276,38 @@ pub trait Store: Send + Sync {
     /// `start_after`, in byte order, and the cursor for the next page
     /// (`None` after the last). Pages stay consistent while keys change: a
     /// key is on at most one page, and a key present throughout is on one.
+    ///
+    /// The cost of a page depends on the backend: O(log n + limit) on
+    /// memory, SQLite, LevelDB and DynamoDB, which keep keys in order. Redis
+    /// keeps none, so each page there is a full `SCAN` of the namespace's
+    /// matching keys; walk them all with [`scan`](Store::scan), which scans
+    /// once.
     fn list_page<'a>(
         &'a self,
         prefix: &'a str,
         start_after: Option<&'a str>,
         limit: usize,
-    ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
-        let _ = (prefix, start_after, limit);
-        unsupported("list_page")
-    }
+    ) -> StoreFuture<'a, (Vec<String>, Option<String>)>;
 
-    /// Every key starting with `prefix`, in byte order, as a stream that
-    /// reads one page at a time and never holds every key.
+    /// Every key starting with `prefix`, in byte order, as a stream.
+    ///
+    /// Provided as pages of [`list_page`](Store::list_page), 1,000 keys a
+    /// page, so it never holds every key. A backend whose pages are not
+    /// cheap overrides it (Redis: one `SCAN` pass and one sort of the keys,
+    /// no values held).
     fn scan<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
-        const PAGE: usize = 1000;
-        type State = (Vec<String>, Option<String>, bool);
-        let start: State = (Vec::new(), None, false);
-        Box::pin(futures_util::stream::unfold(
-            start,
-            move |(mut page, cursor, done)| async move {
-                if page.is_empty() {
-                    if done {
-                        return None;
-                    }
-                    match self.list_page(prefix, cursor.as_deref(), PAGE).await {
-                        Ok((keys, next)) => {
-                            let finished = next.is_none();
-                            page = keys;
-                            page.reverse();
-                            let cursor = next;
-                            let key = page.pop()?;
-                            return Some((Ok(key), (page, cursor, finished)));
-                        }
-                        Err(e) => return Some((Err(e), (Vec::new(), None, true))),
-                    }
-                }
-                let key = page.pop()?;
-                Some((Ok(key), (page, cursor, done)))
-            },
-        ))
+        crate::generic::scan_by_pages(self, prefix)
     }
 
     // ---- bulk delete -------------------------------------------------
 
     /// Removes every key starting with `prefix` in this namespace; returns
     /// how many live keys there were. Never touches another namespace.
-    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-        StoreFuture::boxed(async move {
-            let mut deleted = 0;
-            loop {
-                let (keys, _) = self.list_page(prefix, None, 1000).await?;
-                if keys.is_empty() {
-                    return Ok(deleted);
-                }
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                deleted += self.delete_many(&keys).await?;
-            }
-        })
-    }
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize>;
 
     /// Removes every key of this namespace; returns how many there were.
+    /// Provided as `delete_prefix("")`.
     fn clear(&self) -> StoreFuture<'_, usize> {
         self.delete_prefix("")
-    }
-}
-
-/// In a method returning a [`StoreFuture`]: returns the error of `$check`
-/// as a ready future, before any work starts. (Used by the backends that
-/// are cargo features.)
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "leveldb", feature = "redis")),
-    allow(unused_macros)
-)]
-macro_rules! check {
-    ($check:expr) => {
-        if let Err(e) = $check {
-            return $crate::StoreFuture::ready(Err(e));
-        }
-    };
-}
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "leveldb", feature = "redis")),
-    allow(unused_imports)
-)]
-pub(crate) use check;
-
-/// The stream [`Store::scan`] returns.
-pub type KeyStream<'a> = Pin<Box<dyn futures_core::Stream<Item = Result<String>> + Send + 'a>>;
-
-fn unsupported<'a, T>(operation: &str) -> StoreFuture<'a, T> {
-    StoreFuture::ready(Err(crate::Error::Unsupported {
-        message: format!("this store does not implement {operation}"),
-    }))
-}
-
-/// `entries` with each key once, holding its last value, in the order of
-/// those last occurrences: what a batch that writes concurrently (or that
-/// the server refuses with repeated keys) sends to keep "last wins".
-#[cfg_attr(not(any(feature = "redis", feature = "dynamodb")), allow(dead_code))]
-pub(crate) fn last_of_each<'e>(entries: &[(&'e str, &'e [u8])]) -> Vec<(&'e str, &'e [u8])> {
-    let mut last = std::collections::HashMap::with_capacity(entries.len());
-    for (i, (key, _)) in entries.iter().enumerate() {
-        last.insert(*key, i);
-    }
-    entries
-        .iter()
-        .enumerate()
-        .filter(|(i, (key, _))| last.get(key) == Some(i))
-        .map(|(_, entry)| *entry)
-        .collect()
-}
-
-pub(crate) fn validate_all<'k>(keys: impl Iterator<Item = &'k str>) -> Result<()> {
-    for key in keys {
-        crate::key::validate_key(key)?;
-    }
-    Ok(())
-}
-
-/// The value [`Store::increment`] stores: the decimal integer in
-/// `current` (`None`: absent, counts as 0) plus `delta`. A value that is
-/// not an ASCII decimal `i64` (as Redis's `INCRBY` reads it), or an
-/// overflow, is `InvalidValue`.
-pub(crate) fn next_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64> {
-    let invalid = |reason: String| crate::Error::InvalidValue {
-        key: key.to_owned(),
-        reason,
-    };
-    let count = match current {
-        None => 0,
-        Some(value) => std::str::from_utf8(value)
-            .ok()
-            .and_then(|text| text.parse::<i64>().ok())
-            .ok_or_else(|| {
-                invalid("is not a decimal 64-bit integer, so it cannot be incremented".into())
-            })?,
-    };
-    count
-        .checked_add(delta)
-        .ok_or_else(|| invalid(format!("{count} + {delta} overflows a 64-bit integer")))
-}
-
-/// `Ok(None)` for `NotFound`.
-pub(crate) fn optional<T>(result: Result<T>) -> Result<Option<T>> {
-    match result {
-        Ok(v) => Ok(Some(v)),
-        Err(crate::Error::NotFound) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The future returned by [`Store`]'s methods: `.await` it for the result.
-///
-/// It is `Send`, and either already holds its result
-/// ([`StoreFuture::ready`], no allocation) or wraps a boxed future
-/// ([`StoreFuture::boxed`]).
-#[must_use = "a StoreFuture does nothing unless awaited"]
-pub struct StoreFuture<'a, T>(Repr<'a, T>);
-
-enum Repr<'a, T> {
-    /// `None` once the result has been handed out.
-    Ready(Option<Result<T>>),
-    Boxed(Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>),
-}
-
-impl<'a, T> StoreFuture<'a, T> {
-    /// A future that is already complete.
-    pub fn ready(result: Result<T>) -> StoreFuture<'a, T> {
-        StoreFuture(Repr::Ready(Some(result)))
-    }
-
-    /// A future that runs `future`.
-    pub fn boxed(future: impl Future<Output = Result<T>> + Send + 'a) -> StoreFuture<'a, T> {
-        StoreFuture(Repr::Boxed(Box::pin(future)))
-    }
-}
-
-// Never pins a `T`: a ready result is moved out, and a boxed future is
-// pinned by its box.
-impl<T> Unpin for StoreFuture<'_, T> {}
-
-impl<T> Future for StoreFuture<'_, T> {
-    type Output = Result<T>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        match &mut self.get_mut().0 {
-            Repr::Ready(result) => match result.take() {
-                Some(result) => Poll::Ready(result),
-                None => panic!("StoreFuture polled after it completed"),
-            },
-            Repr::Boxed(future) => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<T> std::fmt::Debug for StoreFuture<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &self.0 {
-            Repr::Ready(Some(_)) => "ready",
-            Repr::Ready(None) => "done",
-            Repr::Boxed(_) => "pending",
-        };
-        f.debug_tuple("StoreFuture").field(&state).finish()
-    }
-}
-
-/// Forwards every method, so an `Arc<S>` (and `Arc<dyn Store>`) is a `Store` too.
-impl<S: Store + ?Sized> Store for Arc<S> {
-    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
-        (**self).get(key)
-    }
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, ()> {
-        (**self).set(key, value, ttl)
-    }
-    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        (**self).delete(key)
-    }
-    fn exists<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
-        (**self).exists(key)
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
-        (**self).list(prefix)
-    }
-    fn count<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-        (**self).count(prefix)
-    }
-    fn close(&self) -> StoreFuture<'_, ()> {
-        (**self).close()
-    }
-    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
-        (**self).ttl(key)
-    }
-    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        (**self).get_many(keys)
-    }
-    fn set_many<'a>(
-        &'a self,
-        entries: &'a [(&'a str, &'a [u8])],
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, ()> {
-        (**self).set_many(entries, ttl)
-    }
-    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
-        (**self).delete_many(keys)
-    }
-    fn set_if_absent<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, bool> {
-        (**self).set_if_absent(key, value, ttl)
-    }
-    fn compare_and_swap<'a>(
-        &'a self,
-        key: &'a str,
-        expected: Option<&'a [u8]>,
-        new: &'a [u8],
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, bool> {
-        (**self).compare_and_swap(key, expected, new, ttl)
-    }
-    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
-        (**self).increment(key, delta)
-    }
-    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
-        (**self).expire(key, ttl)
-    }
-    fn persist<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        (**self).persist(key)
-    }
-    fn list_page<'a>(
-        &'a self,
-        prefix: &'a str,
-        start_after: Option<&'a str>,
-        limit: usize,
-    ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
-        (**self).list_page(prefix, start_after, limit)
-    }
-    fn scan<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
-        (**self).scan(prefix)
-    }
-    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-        (**self).delete_prefix(prefix)
-    }
-    fn clear(&self) -> StoreFuture<'_, usize> {
-        (**self).clear()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_futures_are_send() {
-        fn assert_send<T: Send>(_: &T) {}
-        let store: Arc<dyn Store> =
-            Arc::new(crate::MemoryStore::new("t", Default::default()).unwrap());
-        assert_send(&store.get("k"));
-        assert_send(&store.list(""));
     }
 }

@@ -1,17 +1,12 @@
 //! The conformance suite on the LevelDB backend (a fresh directory per
-//! case, an injected clock), plus what only a directory-backed store has:
+//! case, an injected clock, opened from YAML through `kvs::open`), plus what only a directory-backed store has:
 //! safe directory names, bad paths, sweeping.
 
 use kvs::expiry::ManualClock;
-use kvs::testkit::{Capabilities, Harness};
-use kvs::{DocumentStore, Error, LevelDbConfig, LevelDbStore, Result, Store};
+use kvs::testkit::ConfigHarness;
+use kvs::{Error, LevelDbConfig, LevelDbStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
-
-struct LevelDbHarness {
-    dir: tempfile::TempDir,
-    clock: ManualClock,
-}
 
 fn config_in(dir: &std::path::Path) -> LevelDbConfig {
     let mut config = LevelDbConfig::default();
@@ -19,37 +14,11 @@ fn config_in(dir: &std::path::Path) -> LevelDbConfig {
     config
 }
 
-#[async_trait::async_trait]
-impl Harness for LevelDbHarness {
-    async fn open(&self, namespace: &str) -> Result<Arc<dyn Store>> {
-        let clock = Arc::new(self.clock.clone());
-        Ok(Arc::new(
-            LevelDbStore::open_with_clock(namespace, config_in(self.dir.path()), clock).await?,
-        ))
-    }
-
-    async fn open_documents(&self, namespace: &str) -> Result<Arc<dyn DocumentStore>> {
-        let clock = Arc::new(self.clock.clone());
-        LevelDbStore::open_documents(namespace, config_in(self.dir.path()), clock).await
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities::new();
-        caps.shared_namespaces = true;
-        caps.persistent = true;
-        caps
-    }
-
-    async fn advance(&self, by: Duration) {
-        self.clock.advance(by);
-    }
-}
-
-async fn harness() -> Option<LevelDbHarness> {
-    Some(LevelDbHarness {
-        dir: tempfile::tempdir().expect("temp dir"),
-        clock: ManualClock::new(1_700_000_000_000),
-    })
+/// A fresh directory per case, opened through `kvs::open` from YAML.
+async fn harness() -> Option<ConfigHarness> {
+    Some(ConfigHarness::in_temp_dir(
+        "type: leveldb\nleveldb:\n  path: \"{dir}\"\n",
+    ))
 }
 
 kvs::conformance_tests!(harness);

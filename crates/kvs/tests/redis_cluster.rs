@@ -2,10 +2,15 @@
 //! `scripts/test` starts on 127.0.0.1:7101-7103, named by
 //! `KVS_TEST_REDIS_CLUSTER_URL` (`redis://127.0.0.1:7101?cluster=true`).
 
-use kvs::testkit::redis::RedisHarness;
+use kvs::testkit::{Capabilities, ConfigHarness};
 
-async fn harness() -> Option<RedisHarness> {
-    RedisHarness::from_env("KVS_TEST_REDIS_CLUSTER_URL", "redis cluster")
+/// Stores opened from the cluster's URL through `kvs::open`.
+async fn harness() -> Option<ConfigHarness> {
+    let mut caps = Capabilities::new();
+    caps.shared_namespaces = true;
+    caps.persistent = true;
+    caps.manual_clock = false;
+    ConfigHarness::from_env("KVS_TEST_REDIS_CLUSTER_URL", "redis cluster", caps)
 }
 
 kvs::conformance_tests!(harness);

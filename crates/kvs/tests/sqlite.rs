@@ -1,59 +1,16 @@
 //! The conformance suite on the SQLite backend (a fresh file per case, an
-//! injected clock), plus what only a file-backed store has: reopening,
+//! injected clock, opened from YAML through `kvs::open`), plus what only a file-backed store has: reopening,
 //! sharing a file, bad paths.
 
-use kvs::expiry::ManualClock;
-use kvs::testkit::{Capabilities, Harness};
-use kvs::{DocumentStore, Error, Result, SqliteConfig, SqliteStore, Store};
-use std::sync::Arc;
+use kvs::testkit::ConfigHarness;
+use kvs::{Error, SqliteConfig, SqliteStore, Store};
 use std::time::Duration;
 
-struct SqliteHarness {
-    dir: tempfile::TempDir,
-    clock: ManualClock,
-}
-
-impl SqliteHarness {
-    fn config(&self) -> SqliteConfig {
-        let mut config = SqliteConfig::default();
-        config.path = self.dir.path().join("kvs.db");
-        config
-    }
-}
-
-#[async_trait::async_trait]
-impl Harness for SqliteHarness {
-    async fn open(&self, namespace: &str) -> Result<Arc<dyn Store>> {
-        let clock = Arc::new(self.clock.clone());
-        Ok(Arc::new(
-            SqliteStore::open_with_clock(namespace, self.config(), clock).await?,
-        ))
-    }
-
-    async fn open_documents(&self, namespace: &str) -> Result<Arc<dyn DocumentStore>> {
-        let clock = Arc::new(self.clock.clone());
-        Ok(Arc::new(
-            SqliteStore::open_with_clock(namespace, self.config(), clock).await?,
-        ))
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities::new();
-        caps.shared_namespaces = true;
-        caps.persistent = true;
-        caps
-    }
-
-    async fn advance(&self, by: Duration) {
-        self.clock.advance(by);
-    }
-}
-
-async fn harness() -> Option<SqliteHarness> {
-    Some(SqliteHarness {
-        dir: tempfile::tempdir().expect("temp dir"),
-        clock: ManualClock::new(1_700_000_000_000),
-    })
+/// A fresh file per case, opened through `kvs::open` from YAML.
+async fn harness() -> Option<ConfigHarness> {
+    Some(ConfigHarness::in_temp_dir(
+        "type: sqlite\nsqlite:\n  path: \"{dir}/kvs.db\"\n",
+    ))
 }
 
 kvs::conformance_tests!(harness);

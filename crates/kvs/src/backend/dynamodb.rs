@@ -39,8 +39,9 @@
 use crate::config::DynamoDbConfig;
 use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
+use crate::future::check;
+use crate::generic::{last_of_each, next_counter, validate_all};
 use crate::key::{escape_namespace, normalize_namespace, validate_key, validate_prefix};
-use crate::store::{check, last_of_each, next_counter, validate_all};
 use crate::{DocumentStore, Error, Result, Store, StoreFuture};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::primitives::Blob;
@@ -107,8 +108,17 @@ impl DynamoDbStore {
         })
     }
 
-    /// Opens `namespace` with its document layer.
+    /// Opens `namespace` with its document layer: documents live in a
+    /// partition of the same table that no namespace can have.
     pub async fn open_documents(
+        namespace: &str,
+        config: DynamoDbConfig,
+    ) -> Result<Arc<dyn DocumentStore>> {
+        DynamoDbStore::open_documents_with_clock(namespace, config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`DynamoDbStore::open_documents`], reading time from `clock`.
+    pub async fn open_documents_with_clock(
         namespace: &str,
         config: DynamoDbConfig,
         clock: Arc<dyn Clock>,
@@ -363,7 +373,9 @@ impl DynamoDbStore {
                 (":low", AttributeValue::N(low.to_string())),
                 (":high", AttributeValue::N(high.to_string())),
             ])))
-            .return_values(ReturnValue::UpdatedNew)
+            // ALL_NEW, not UPDATED_NEW: an `ADD n 0` changes no attribute,
+            // and then not every implementation echoes `n` (moto does not).
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match out {
@@ -504,13 +516,6 @@ fn value_of(item: &Item) -> Bytes {
     }
 }
 
-/// `bytes` as the counter it spells, if it is one exactly as a counter is
-/// read back (canonical decimal, so `n = :n` matches what `get` returned).
-fn as_counter(bytes: &[u8]) -> Option<i64> {
-    let n: i64 = std::str::from_utf8(bytes).ok()?.parse().ok()?;
-    (n.to_string().as_bytes() == bytes).then_some(n)
-}
-
 fn deadline_of(item: &Item) -> u64 {
     match item.get("exp_ms") {
         Some(AttributeValue::N(ms)) => ms.parse().unwrap_or(NEVER),
@@ -606,7 +611,7 @@ fn holding(expected: Option<&[u8]>, now_ms: u64) -> (&'static str, Item) {
         (":now", now),
         (":expected", AttributeValue::B(Blob::new(expected))),
     ]);
-    let condition = match as_counter(expected) {
+    let condition = match crate::generic::parse_counter(expected) {
         Some(count) => {
             bound.insert(":count".into(), AttributeValue::N(count.to_string()));
             "(v = :expected OR n = :count) AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)"
@@ -867,6 +872,13 @@ impl Store for DynamoDbStore {
     ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
         check!(validate_prefix(prefix));
         StoreFuture::boxed(self.query_page(prefix, start_after, limit))
+    }
+
+    /// DynamoDB has no range delete: pages of `Query`, each removed by
+    /// BatchWriteItem (see `delete_many`).
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
+        check!(validate_prefix(prefix));
+        crate::generic::delete_prefix_by_pages(self, prefix)
     }
 }
 

@@ -39,9 +39,10 @@
 use crate::config::LevelDbConfig;
 use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
+use crate::future::check;
+use crate::generic::next_counter;
 use crate::key::{namespace_dir_name, normalize_namespace, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
-use crate::store::{check, next_counter};
 use crate::worker::{next_batch, Next};
 use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
@@ -205,11 +206,19 @@ impl LevelDbStore {
         })
     }
 
-    /// Opens `namespace` with its document layer, reading time from
-    /// `clock`. Documents live in a database of their own, like the
-    /// namespace's but under `<path>/documents`, so that they never share a
-    /// key space with plain keys.
+    /// Opens `namespace` with its document layer. Documents live in a
+    /// database of their own, like the namespace's but under
+    /// `<path>/documents`, so that they never share a key space with plain
+    /// keys.
     pub async fn open_documents(
+        namespace: &str,
+        config: LevelDbConfig,
+    ) -> Result<Arc<dyn DocumentStore>> {
+        LevelDbStore::open_documents_with_clock(namespace, config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`LevelDbStore::open_documents`], reading time from `clock`.
+    pub async fn open_documents_with_clock(
         namespace: &str,
         config: LevelDbConfig,
         clock: Arc<dyn Clock>,

@@ -38,8 +38,8 @@
 use crate::config::MemoryConfig;
 use crate::document::{DocSpace, Documents};
 use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
+use crate::generic::{next_counter, optional, validate_all};
 use crate::key::{normalize_namespace, validate_key, validate_prefix};
-use crate::store::{next_counter, optional};
 use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
@@ -376,9 +376,32 @@ impl MemoryStore {
         })
     }
 
-    /// A memory store for `namespace` with its document layer, reading time
-    /// from `clock`: plain keys and documents in two private maps.
-    pub fn open_documents(
+    /// [`MemoryStore::new`] in the naming scheme every backend shares
+    /// (`kvs::open` calls this).
+    pub async fn open(namespace: &str, config: MemoryConfig) -> Result<MemoryStore> {
+        MemoryStore::new(namespace, config)
+    }
+
+    /// [`MemoryStore::with_clock`] in the naming scheme every backend shares.
+    pub async fn open_with_clock(
+        namespace: &str,
+        config: MemoryConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<MemoryStore> {
+        MemoryStore::with_clock(namespace, config, clock)
+    }
+
+    /// A memory store for `namespace` with its document layer: plain keys
+    /// and documents in two private maps.
+    pub async fn open_documents(
+        namespace: &str,
+        config: MemoryConfig,
+    ) -> Result<Arc<dyn DocumentStore>> {
+        MemoryStore::open_documents_with_clock(namespace, config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`MemoryStore::open_documents`], reading time from `clock`.
+    pub async fn open_documents_with_clock(
         namespace: &str,
         config: MemoryConfig,
         clock: Arc<dyn Clock>,
@@ -652,10 +675,23 @@ impl MemoryStore {
         Ok((keys, next))
     }
 
+    fn get_many_now(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        validate_all(keys.iter().copied())?;
+        // Closed refuses even an empty batch, as on every backend.
+        self.open_inner()?;
+        keys.iter().map(|key| optional(self.get_now(key))).collect()
+    }
+
+    fn set_many_now(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
+        validate_all(entries.iter().map(|(key, _)| *key))?;
+        self.open_inner()?;
+        entries
+            .iter()
+            .try_for_each(|(key, value)| self.set_now(key, value, ttl))
+    }
+
     fn delete_many_now(&self, keys: &[&str]) -> Result<usize> {
-        for key in keys {
-            validate_key(key)?;
-        }
+        validate_all(keys.iter().copied())?;
         let inner = self.open_inner()?;
         let now = inner.now_ms();
         let mut deleted = 0;
@@ -752,7 +788,7 @@ impl Store for MemoryStore {
     }
 
     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        StoreFuture::ready(keys.iter().map(|key| optional(self.get_now(key))).collect())
+        StoreFuture::ready(self.get_many_now(keys))
     }
 
     fn set_many<'a>(
@@ -760,15 +796,7 @@ impl Store for MemoryStore {
         entries: &'a [(&'a str, &'a [u8])],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        let result = entries
-            .iter()
-            .try_for_each(|(key, _)| validate_key(key))
-            .and_then(|()| {
-                entries
-                    .iter()
-                    .try_for_each(|(key, value)| self.set_now(key, value, ttl))
-            });
-        StoreFuture::ready(result)
+        StoreFuture::ready(self.set_many_now(entries, ttl))
     }
 
     fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {

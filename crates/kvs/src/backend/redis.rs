@@ -29,10 +29,11 @@
 
 use crate::config::RedisConfig;
 use crate::document::{DocSpace, Documents};
-use crate::expiry::SystemClock;
+use crate::expiry::{Clock, SystemClock};
+use crate::future::check;
+use crate::generic::last_of_each;
 use crate::key::{namespace_prefix, normalize_namespace, validate_key, validate_prefix};
-use crate::store::{check, last_of_each};
-use crate::{DocumentStore, Error, Result, Store, StoreFuture};
+use crate::{DocumentStore, Error, KeyStream, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -62,13 +63,20 @@ pub struct RedisStore {
     /// The escaped namespace and separator every key starts with.
     prefix: String,
     addr: String,
-    /// `pool_size` connections, used in turn; `None` once closed.
-    conns: Mutex<Option<Arc<[Conn]>>>,
-    /// Which connection the next command takes.
+    /// Every connection the store holds; `None` once closed, which drops
+    /// them all (their driver tasks end with the last handle).
+    conns: Mutex<Option<Connections>>,
+    /// Which connection of the pool the next command takes.
     next: AtomicUsize,
+}
+
+/// The connections of one store.
+struct Connections {
+    /// `pool_size` connections, used in turn. Never empty.
+    pool: Arc<[Conn]>,
     /// On a cluster, one connection per master: `SCAN` walks one node's
     /// keys, so listing visits every master. Empty for a single server.
-    masters: Vec<ConnectionManager>,
+    masters: Arc<[ConnectionManager]>,
 }
 
 /// A connection to a single server or to a cluster (which routes each
@@ -114,15 +122,37 @@ impl RedisStore {
         RedisStore::connect(namespace_prefix(&namespace), &config).await
     }
 
+    /// Like [`RedisStore::open`]; for the naming scheme every backend
+    /// shares. Redis expires keys by the server's clock, so plain keys
+    /// never read `clock`.
+    pub async fn open_with_clock(
+        namespace: &str,
+        config: RedisConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<RedisStore> {
+        let _ = clock;
+        RedisStore::open(namespace, config).await
+    }
+
     /// Opens `namespace` with its document layer.
     pub async fn open_documents(
         namespace: &str,
         config: RedisConfig,
     ) -> Result<Arc<dyn DocumentStore>> {
+        RedisStore::open_documents_with_clock(namespace, config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`RedisStore::open_documents`], with documents' timestamps
+    /// read from `clock`.
+    pub async fn open_documents_with_clock(
+        namespace: &str,
+        config: RedisConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<dyn DocumentStore>> {
         let namespace = normalize_namespace(namespace)?;
         let keys = RedisStore::connect(namespace_prefix(&namespace), &config).await?;
         let docs = RedisStore::connect(documents_prefix(&namespace), &config).await?;
-        Ok(Arc::new(Documents::new(keys, docs, Arc::new(SystemClock))))
+        Ok(Arc::new(Documents::new(keys, docs, clock)))
     }
 
     async fn connect(prefix: String, config: &RedisConfig) -> Result<RedisStore> {
@@ -189,20 +219,30 @@ impl RedisStore {
         Ok(RedisStore {
             prefix,
             addr: config.addr.clone(),
-            conns: Mutex::new(Some(conns.into())),
+            conns: Mutex::new(Some(Connections {
+                pool: conns.into(),
+                masters: masters.into(),
+            })),
             next: AtomicUsize::new(0),
-            masters,
         })
     }
 
     /// The next connection of the pool in turn.
     fn conn(&self) -> Result<Conn> {
         let conns = self.conns.lock();
-        let conns = conns.as_ref().ok_or(Error::Closed)?;
+        let pool = &conns.as_ref().ok_or(Error::Closed)?.pool;
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
         // The pool is never empty (at least one connection is made in
         // `connect`), so the remainder is in range.
-        Ok(conns[turn % conns.len()].clone())
+        Ok(pool[turn % pool.len()].clone())
+    }
+
+    /// A connection of the pool and, on a cluster, one to each master.
+    fn conn_and_masters(&self) -> Result<(Conn, Arc<[ConnectionManager]>)> {
+        let conn = self.conn()?;
+        let conns = self.conns.lock();
+        let masters = &conns.as_ref().ok_or(Error::Closed)?.masters;
+        Ok((conn, Arc::clone(masters)))
     }
 
     fn key(&self, key: &str) -> String {
@@ -220,12 +260,11 @@ impl RedisStore {
     async fn scan_keys(&self, prefix: &str) -> Result<Vec<String>> {
         let pattern = format!("{}*", glob_escape(&self.key(prefix)));
         let mut keys = Vec::new();
-        if self.masters.is_empty() {
-            self.scan_node(&mut self.conn()?, &pattern, &mut keys)
-                .await?;
+        let (mut conn, masters) = self.conn_and_masters()?;
+        if masters.is_empty() {
+            self.scan_node(&mut conn, &pattern, &mut keys).await?;
         } else {
-            self.conn()?; // refuse after close
-            for master in &self.masters {
+            for master in masters.iter() {
                 self.scan_node(&mut master.clone(), &pattern, &mut keys)
                     .await?;
             }
@@ -437,13 +476,15 @@ impl Store for RedisStore {
     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
         check!(keys.iter().try_for_each(|k| validate_key(k)));
         StoreFuture::boxed(async move {
+            // Closed first, even for an empty batch.
+            let mut conn = self.conn()?;
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
             let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
             let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
                 .arg(&full)
-                .query_async(&mut self.conn()?)
+                .query_async(&mut conn)
                 .await
                 .map_err(|e| self.error("MGET", e))?;
             Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
@@ -498,15 +539,14 @@ impl Store for RedisStore {
     fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
         check!(keys.iter().try_for_each(|k| validate_key(k)));
         StoreFuture::boxed(async move {
+            // Closed first, even for an empty batch.
+            let mut conn = self.conn()?;
             if keys.is_empty() {
                 return Ok(0);
             }
             let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
             // DEL counts each existing key once, duplicates included once.
-            self.conn()?
-                .del(full)
-                .await
-                .map_err(|e| self.error("DEL", e))
+            conn.del(full).await.map_err(|e| self.error("DEL", e))
         })
     }
 
@@ -616,6 +656,25 @@ impl Store for RedisStore {
             let next = (limit > 0 && page.len() == limit).then(|| page[limit - 1].clone());
             Ok((page, next))
         })
+    }
+
+    /// One pass: a `SCAN` of the matching keys, one sort, then the keys
+    /// one by one (never their values). `list_page` would `SCAN` again for
+    /// every page.
+    fn scan<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
+        use futures_util::StreamExt;
+        let keys = async move {
+            validate_prefix(prefix)?;
+            self.scan_keys(prefix).await
+        };
+        Box::pin(
+            futures_util::stream::once(keys)
+                .map(|keys| match keys {
+                    Ok(keys) => futures_util::stream::iter(keys.into_iter().map(Ok)).left_stream(),
+                    Err(e) => futures_util::stream::iter([Err(e)]).right_stream(),
+                })
+                .flatten(),
+        )
     }
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {

@@ -577,6 +577,53 @@ pub async fn close_then_closed(h: &dyn Harness) {
     ok("second close", s.close().await);
 }
 
+/// After `close`, every operation of the trait is `Closed`, including the
+/// ones that would have nothing to do (empty batches, an empty page): the
+/// closed check comes before any shortcut, on every backend.
+pub async fn closed_refuses_even_empty_batches(h: &dyn Harness) {
+    use futures_util::StreamExt;
+    let s = open(h, "closed-empty").await;
+    set(&*s, "k", b"v", None).await;
+    ok("close", s.close().await);
+    let closed = |what: &str, r: Result<()>| {
+        assert!(matches!(r, Err(Error::Closed)), "{what} after close: {r:?}");
+    };
+    closed("get_many([])", s.get_many(&[]).await.map(drop));
+    closed("get_many", s.get_many(&["k"]).await.map(drop));
+    closed("set_many([])", s.set_many(&[], None).await);
+    closed("set_many", s.set_many(&[("k", b"v")], None).await);
+    closed("delete_many([])", s.delete_many(&[]).await.map(drop));
+    closed("delete_many", s.delete_many(&["k"]).await.map(drop));
+    closed(
+        "set_if_absent",
+        s.set_if_absent("k", b"v", None).await.map(drop),
+    );
+    closed(
+        "compare_and_swap",
+        s.compare_and_swap("k", Some(b"v"), b"w", None)
+            .await
+            .map(drop),
+    );
+    closed(
+        "compare_and_swap(None)",
+        s.compare_and_swap("k", None, b"w", None).await.map(drop),
+    );
+    closed("increment", s.increment("n", 1).await.map(drop));
+    closed("increment(0)", s.increment("n", 0).await.map(drop));
+    closed("expire", s.expire("k", LONG_TTL).await);
+    closed("persist", s.persist("k").await);
+    closed("list_page", s.list_page("", None, 10).await.map(drop));
+    closed("list_page(0)", s.list_page("", None, 0).await.map(drop));
+    closed("delete_prefix", s.delete_prefix("k").await.map(drop));
+    closed("clear", s.clear().await.map(drop));
+    let first = s.scan("").next().await;
+    assert!(
+        matches!(first, Some(Err(Error::Closed))),
+        "scan after close: {first:?}"
+    );
+    ok("second close", s.close().await);
+}
+
 /// Operations racing with `close` complete or return `Closed`; none panics.
 pub async fn close_races(h: &dyn Harness) {
     let s = open(h, "close-race").await;
@@ -1315,6 +1362,43 @@ pub async fn increment(h: &dyn Harness) {
         None,
         "a fresh counter has no TTL"
     );
+}
+
+/// Counters are read as Redis's `INCRBY` reads them, on every backend:
+/// `+7`, `007`, `-0` and padded numbers are not counters (and stay as
+/// they were), and `increment(key, 0)` reads a counter without changing it.
+pub async fn counters_read_as_redis_reads_them(h: &dyn Harness) {
+    let s = open(h, "counter-text").await;
+    for text in ["+7", "007", "-0", " 7", "7 ", "1e3", "0x10", "", "-", "٣"] {
+        set(&*s, "c", text.as_bytes(), None).await;
+        let r = s.increment("c", 1).await;
+        assert!(
+            matches!(r, Err(Error::InvalidValue { .. })),
+            "increment of {text:?}: {r:?}"
+        );
+        assert_eq!(
+            get(&*s, "c").await.as_deref(),
+            Some(text.as_bytes()),
+            "a refused increment leaves {text:?} as it was"
+        );
+    }
+    for (text, n) in [("0", 0), ("-7", -7), ("9223372036854775807", i64::MAX)] {
+        set(&*s, "c", text.as_bytes(), None).await;
+        assert_eq!(
+            ok("increment by 0", s.increment("c", 0).await),
+            n,
+            "increment({text:?}, 0)"
+        );
+        assert_eq!(get(&*s, "c").await.as_deref(), Some(text.as_bytes()));
+    }
+    assert_eq!(ok("increment by 0", s.increment("fresh", 0).await), 0);
+    assert_eq!(ok("increment by 0", s.increment("fresh", 0).await), 0);
+    assert_eq!(ok("increment", s.increment("fresh", -1).await), -1);
+    set(&*s, "min", i64::MIN.to_string().as_bytes(), None).await;
+    assert!(matches!(
+        s.increment("min", -1).await,
+        Err(Error::InvalidValue { .. })
+    ));
 }
 
 /// Concurrent increments lose no update; concurrent `set_if_absent` has one winner.

@@ -1,15 +1,55 @@
-//! `conformance_tests!`: one `#[test]` per case.
+//! `conformance_tests!`: one `#[test]` per case, twice.
 
 /// Expands to one `#[test]` per conformance case, each running on a fresh
 /// harness from `$harness`, an `async fn() -> Option<H>` where
 /// `H: kvs::testkit::Harness` (`None` skips the backend).
 ///
+/// Every key-value case runs a second time in the module
+/// `through_documents`, on the store that the harness's `open_documents`
+/// returns ([`ThroughDocuments`](crate::testkit::ThroughDocuments)): a
+/// document store must keep the whole key-value contract too. (The
+/// document cases and the state machine run once; they open document
+/// stores already.)
+///
 /// The case list lives here once; adding a case to [`cases`](crate::testkit::cases)
-/// and to this list runs it on every backend.
+/// and to this list runs it on every backend, through both entry points.
 #[macro_export]
 macro_rules! conformance_tests {
     ($harness:path) => {
-        $crate::__conformance_cases!($harness, CurrentThread:
+        $crate::__conformance_key_value_cases!($harness, |h| h);
+
+        /// The key-value cases on the store `open_documents` returns.
+        mod through_documents {
+            use super::*;
+            $crate::__conformance_key_value_cases!($harness, $crate::testkit::ThroughDocuments);
+        }
+
+        $crate::__conformance_cases!($harness, |h| h, CurrentThread:
+            documents_upsert_and_timestamps,
+            documents_filters,
+            documents_isolation,
+            documents_bad_input,
+            documents_close,
+        );
+        $crate::__conformance_cases!($harness, |h| h, MultiThread:
+            documents_many,
+        );
+
+        #[test]
+        fn state_machine() {
+            let rt = $crate::testkit::runtime($crate::testkit::Flavor::CurrentThread);
+            if let Some(harness) = rt.block_on($harness()) {
+                $crate::testkit::cases::state_machine(&rt, &harness);
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_key_value_cases {
+    ($harness:path, $wrap:expr) => {
+        $crate::__conformance_cases!($harness, $wrap, CurrentThread:
             set_get_overwrite,
             missing_keys,
             exists_follows_writes,
@@ -32,49 +72,38 @@ macro_rules! conformance_tests {
             namespace_rules,
             invalid_keys_change_nothing,
             close_then_closed,
+            closed_refuses_even_empty_batches,
             same_namespace_shares_state,
             reopen_keeps_values_and_ttls,
-            documents_upsert_and_timestamps,
-            documents_filters,
-            documents_isolation,
-            documents_bad_input,
-            documents_close,
             batches,
             batches_larger_than_one_request,
             set_if_absent_is_a_lock,
             compare_and_swap,
             increment,
+            counters_read_as_redis_reads_them,
             expire_and_persist,
             paging_and_scan,
             delete_prefix_and_clear,
         );
-        $crate::__conformance_cases!($harness, MultiThread:
+        $crate::__conformance_cases!($harness, $wrap, MultiThread:
             close_races,
             concurrent_tasks,
-            documents_many,
             atomic_under_concurrency,
         );
-
-        #[test]
-        fn state_machine() {
-            let rt = $crate::testkit::runtime($crate::testkit::Flavor::CurrentThread);
-            if let Some(harness) = rt.block_on($harness()) {
-                $crate::testkit::cases::state_machine(&rt, &harness);
-            }
-        }
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    ($harness:path, $flavor:ident: $($case:ident),* $(,)?) => {
+    ($harness:path, $wrap:expr, $flavor:ident: $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
                 $crate::testkit::runtime($crate::testkit::Flavor::$flavor).block_on(async {
                     if let Some(harness) = $harness().await {
-                        $crate::testkit::cases::$case(&harness).await;
+                        let wrap = $wrap;
+                        $crate::testkit::cases::$case(&wrap(harness)).await;
                     }
                 });
             }

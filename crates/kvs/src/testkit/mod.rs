@@ -8,14 +8,18 @@
 //! makes one:
 //!
 //! ```no_run
-//! async fn harness() -> Option<kvs::testkit::MemoryHarness> {
-//!     Some(kvs::testkit::MemoryHarness::default())
+//! async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+//!     Some(kvs::testkit::ConfigHarness::memory())
 //! }
 //! kvs::conformance_tests!(harness);
 //! ```
 //!
-//! That expands to one `#[test]` per case in [`cases`], each on a fresh
-//! harness. Most cases run on a current-thread runtime (the
+//! [`ConfigHarness`] opens stores as users do: from a [`Config`](crate::Config)
+//! parsed from YAML or a store URL, through `kvs::open` and
+//! `kvs::open_documents`. The macro expands to one `#[test]` per case in
+//! [`cases`], each on a fresh harness, and to each key-value case a second
+//! time in the module `through_documents`, on the store that
+//! `open_documents` returns ([`ThroughDocuments`]). Most cases run on a current-thread runtime (the
 //! `#[tokio::test]` default); the concurrency cases run on a multi-thread
 //! one. The harness function returns `None` to skip a backend whose server
 //! is not reachable (see [`env::server`]); it then prints a loud line, and
@@ -26,13 +30,13 @@
 
 pub mod cases;
 pub mod env;
+mod front_door;
 mod macros;
 mod model;
-#[cfg(feature = "redis")]
-pub mod redis;
 
-use crate::expiry::ManualClock;
-use crate::{DocumentStore, MemoryConfig, MemoryStore, Result, Store};
+pub use front_door::{ConfigHarness, ThroughDocuments};
+
+use crate::{DocumentStore, Result, Store};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,43 +118,6 @@ pub fn unique_namespace() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// The harness for [`MemoryStore`]: every store reads one shared
-/// [`ManualClock`], and `advance` moves it.
-#[derive(Debug, Clone)]
-pub struct MemoryHarness {
-    clock: ManualClock,
-}
-
-impl Default for MemoryHarness {
-    fn default() -> MemoryHarness {
-        MemoryHarness {
-            clock: ManualClock::new(1_700_000_000_000),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Harness for MemoryHarness {
-    async fn open(&self, namespace: &str) -> Result<Arc<dyn Store>> {
-        let config = MemoryConfig::default();
-        let clock = Arc::new(self.clock.clone());
-        Ok(Arc::new(MemoryStore::with_clock(namespace, config, clock)?))
-    }
-
-    async fn open_documents(&self, namespace: &str) -> Result<Arc<dyn DocumentStore>> {
-        let clock = Arc::new(self.clock.clone());
-        MemoryStore::open_documents(namespace, MemoryConfig::default(), clock)
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new()
-    }
-
-    async fn advance(&self, by: Duration) {
-        self.clock.advance(by);
-    }
 }
 
 /// Which tokio runtime a case runs on.

@@ -17,7 +17,7 @@
 use super::{SqliteStore, Write};
 use crate::document::{from_millis, now, validate, Document, DocumentStore};
 use crate::filter::{Filter, Test};
-use crate::store::check;
+use crate::future::check;
 use crate::{Error, Result, StoreFuture};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, OptionalExtension};

@@ -70,9 +70,10 @@
 
 use crate::config::SqliteConfig;
 use crate::expiry::{deadline_ms, remaining, Clock, SystemClock, NEVER};
+use crate::future::check;
+use crate::generic::next_counter;
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
 use crate::registry::{absolute, Registry};
-use crate::store::{check, next_counter};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
@@ -315,6 +316,28 @@ impl SqliteStore {
             clock,
             database: Mutex::new(Some(database)),
         })
+    }
+
+    /// Opens `namespace` with its document layer. A `SqliteStore` is a
+    /// [`DocumentStore`] itself (documents have a table of their own, with
+    /// filters pushed down to SQL); this is [`SqliteStore::open`] behind
+    /// the trait object, for the naming scheme every backend shares.
+    pub async fn open_documents(
+        namespace: &str,
+        config: SqliteConfig,
+    ) -> Result<Arc<dyn crate::DocumentStore>> {
+        Ok(Arc::new(SqliteStore::open(namespace, config).await?))
+    }
+
+    /// Like [`SqliteStore::open_documents`], reading time from `clock`.
+    pub async fn open_documents_with_clock(
+        namespace: &str,
+        config: SqliteConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<dyn crate::DocumentStore>> {
+        Ok(Arc::new(
+            SqliteStore::open_with_clock(namespace, config, clock).await?,
+        ))
     }
 
     /// The database file.
