@@ -108,10 +108,45 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        /// Whether trying again may succeed (see [`Error::is_temporary`]).
+        temporary: bool,
     },
 }
 
 impl Error {
+    /// Whether the same call may succeed if tried again later: a timeout,
+    /// a refused, reset or dropped connection, throttling, or a busy or
+    /// locked file. A bad request (an invalid key, a value too large, a
+    /// closed store, a corrupt file, a wrong password) is not temporary.
+    ///
+    /// Each backend decides this in the one place where it maps its
+    /// engine's errors, so a caller (or a retry layer) can tell a failure
+    /// worth retrying from one that will only fail again.
+    ///
+    /// ```
+    /// assert!(!kvs::Error::NotFound.is_temporary());
+    /// assert!(!kvs::Error::Closed.is_temporary());
+    /// ```
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            Error::Backend {
+                temporary: true,
+                ..
+            }
+        )
+    }
+
+    /// This error, marked temporary if `temporary` (only an
+    /// [`Error::Backend`] can be).
+    #[allow(dead_code)] // used by the persistent and networked backends
+    pub(crate) fn temporary_if(mut self, temporary: bool) -> Error {
+        if let Error::Backend { temporary: t, .. } = &mut self {
+            *t = temporary;
+        }
+        self
+    }
+
     /// An [`Error::InvalidConfig`] with the given message.
     pub(crate) fn config(message: impl Into<String>) -> Error {
         Error::InvalidConfig {
@@ -146,7 +181,8 @@ impl Error {
         Ok(())
     }
 
-    /// An [`Error::Backend`] for `backend`, saying what was being done.
+    /// An [`Error::Backend`] for `backend`, saying what was being done; not
+    /// temporary unless marked with [`Error::temporary_if`].
     #[allow(dead_code)] // used by the persistent and networked backends
     pub(crate) fn backend(
         backend: &'static str,
@@ -157,6 +193,7 @@ impl Error {
             backend,
             context: context.into(),
             source: source.into(),
+            temporary: false,
         }
     }
 }

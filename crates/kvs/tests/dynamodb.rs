@@ -42,3 +42,23 @@ async fn load_64_tasks_by_2000_operations() {
         .unwrap_or(2_000);
     kvs::testkit::cases::load(&h, 64, operations).await;
 }
+
+/// An endpoint nobody listens on is a temporary failure (the service may
+/// come up). Run with the emulators' environment, whose throwaway
+/// credentials get the request as far as the connection.
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_temporary_error() {
+    if env::server("KVS_TEST_DYNAMODB_ENDPOINT", "dynamodb").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let url = format!("dynamodb://kvs-test?endpoint=http://127.0.0.1:{port}&region=us-east-1");
+    let mut config = kvs::Config::from_url(&url).expect("url");
+    config.namespace = "unreachable".into();
+    let store = kvs::open(&config).await.expect("open (no request yet)");
+    let err = store.get("k").await.unwrap_err();
+    assert!(err.is_temporary(), "nobody listens: {err}");
+}

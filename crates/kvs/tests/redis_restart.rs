@@ -112,7 +112,9 @@ async fn the_store_survives_a_server_restart() {
     stop(port);
     let started = Instant::now();
     match store.get("before").await {
-        Err(Error::Backend { .. }) => {}
+        Err(e @ Error::Backend { .. }) => {
+            assert!(e.is_temporary(), "a server that is down is temporary: {e}");
+        }
         other => panic!("with the server down, expected Error::Backend, got {other:?}"),
     }
     assert!(
@@ -165,8 +167,8 @@ async fn a_server_that_stops_answering_gives_an_error_after_the_command_timeout(
     let waited = started.elapsed();
     signal(dir.path(), "CONT");
     assert!(
-        matches!(result, Err(Error::Backend { .. })),
-        "expected Error::Backend from a hung server, got {result:?}"
+        matches!(&result, Err(e @ Error::Backend { .. }) if e.is_temporary()),
+        "expected a temporary Error::Backend from a hung server, got {result:?}"
     );
     // 300 ms configured; generous room for a loaded machine, far below
     // the 5 s default.
@@ -228,5 +230,31 @@ async fn pool_size_opens_that_many_connections_and_uses_them_all() {
         .count();
     assert_eq!(used, 3, "{list}");
     store.close().await.expect("close");
+    stop(port);
+}
+
+/// `is_temporary` tells a failure worth retrying (nobody listens yet, the
+/// server stopped answering) from one that will only fail again (a value
+/// that is not a counter).
+#[tokio::test]
+async fn temporary_failures_say_so_and_bad_requests_do_not() {
+    if !can_run("temporary errors") {
+        return;
+    }
+    let port = free_port();
+    let mut config = Config::from_url(&format!("redis://127.0.0.1:{port}/0?connect_timeout=500ms"))
+        .expect("url");
+    config.namespace = "temporary".into();
+    match kvs::open(&config).await {
+        Err(e) => assert!(e.is_temporary(), "a refused connection: {e}"),
+        Ok(_) => panic!("nothing listens on port {port}, yet the store opened"),
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    start(port, dir.path());
+    let store = kvs::open(&config).await.expect("open");
+    store.set("text", b"abc", None).await.expect("set");
+    let err = store.increment("text", 1).await.unwrap_err();
+    assert!(!err.is_temporary(), "a value that is no counter: {err}");
     stop(port);
 }

@@ -45,6 +45,7 @@ async fn a_corrupt_file_is_a_clear_error_and_is_left_alone() {
     let err = SqliteStore::open("ns", config).await.unwrap_err();
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
     assert!(err.to_string().contains("not-a-db.db"), "{err}");
+    assert!(!err.is_temporary(), "a corrupt file stays corrupt: {err}");
     assert_eq!(
         std::fs::read(&path).unwrap(),
         garbage,
@@ -142,4 +143,26 @@ async fn the_file_is_an_ordinary_sqlite_database() {
         vec!["from-cli", "user:1", "user:2"]
     );
     store.close().await.unwrap();
+}
+
+/// A write that waits out the busy timeout behind another process's lock
+/// fails with an error that says it is worth retrying, and the same write
+/// succeeds once the lock is gone.
+#[tokio::test]
+async fn a_locked_database_is_a_temporary_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SqliteConfig::default();
+    config.path = dir.path().join("kvs.db");
+    let store = SqliteStore::open("ns", config.clone()).await.unwrap();
+    store.set("k", b"before", None).await.unwrap();
+
+    // Another connection (as another process would) holds the write lock.
+    let other = rusqlite::Connection::open(&config.path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let err = store.set("k", b"during", None).await.unwrap_err();
+    assert!(err.is_temporary(), "busy is worth retrying: {err}");
+    other.execute_batch("COMMIT").unwrap();
+
+    store.set("k", b"after", None).await.unwrap();
+    assert_eq!(&store.get("k").await.unwrap()[..], b"after");
 }

@@ -43,7 +43,7 @@ use crate::future::check;
 use crate::generic::{last_of_each, next_counter, validate_all};
 use crate::key::{escape_namespace, normalize_namespace, validate_key, validate_prefix};
 use crate::{DocumentStore, Error, Result, Store, StoreFuture};
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
@@ -51,6 +51,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::client::result::CreateUnhandledError;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,10 +144,38 @@ impl DynamoDbStore {
         Ok(())
     }
 
-    fn error<E>(&self, operation: &str, e: E) -> Error
+    /// The one mapping of the SDK's errors: `Ok(())` if DynamoDB refused
+    /// the request's condition (`ConditionalCheckFailedException`, which
+    /// conditional writes read as "not written"), else the error.
+    ///
+    /// Worth retrying: timeouts, connections that failed or broke, replies
+    /// that could not be read, throttling and DynamoDB's own internal
+    /// errors. Not: a bad request, missing credentials, a missing table.
+    fn refused<E, R>(&self, operation: &str, e: SdkError<E, R>) -> Result<()>
     where
-        E: std::error::Error + Send + Sync + 'static + ProvideErrorMetadata,
+        E: std::error::Error + Send + Sync + 'static + ProvideErrorMetadata + CreateUnhandledError,
+        R: std::fmt::Debug + Send + Sync + 'static,
     {
+        let temporary = match &e {
+            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+            SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
+            SdkError::ServiceError(service) => matches!(
+                service.err().code(),
+                Some(
+                    "ProvisionedThroughputExceededException"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                        | "ServiceUnavailable"
+                        | "TransactionConflictException"
+                )
+            ),
+            _ => false,
+        };
+        let e = e.into_service_error();
+        if e.code() == Some("ConditionalCheckFailedException") {
+            return Ok(());
+        }
         let detail = match (e.code(), e.message()) {
             (Some(code), Some(message)) => format!(" ({code}: {message})"),
             (Some(code), None) => format!(" ({code})"),
@@ -154,11 +183,25 @@ impl DynamoDbStore {
             // cause is down the error's source chain.
             _ => format!(" ({})", causes(&e)),
         };
-        Error::backend(
-            BACKEND,
-            format!("{operation} on table {}{detail}", self.table),
-            e,
-        )
+        let context = format!("{operation} on table {}{detail}", self.table);
+        Err(Error::backend(BACKEND, context, e).temporary_if(temporary))
+    }
+
+    /// The error of a request that has no condition.
+    fn error<E, R>(&self, operation: &str, e: SdkError<E, R>) -> Error
+    where
+        E: std::error::Error + Send + Sync + 'static + ProvideErrorMetadata + CreateUnhandledError,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        match self.refused(operation, e) {
+            Err(e) => e,
+            // Only a conditional request can fail its condition.
+            Ok(()) => Error::backend(
+                BACKEND,
+                format!("{operation} on table {}", self.table),
+                "DynamoDB refused a condition this request does not have",
+            ),
+        }
     }
 
     fn key_of(&self, key: &str) -> Item {
@@ -210,7 +253,7 @@ impl DynamoDbStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.error("GetItem", e.into_service_error()))?;
+            .map_err(|e| self.error("GetItem", e))?;
         let Some(item) = out.item else {
             return Ok(None);
         };
@@ -246,7 +289,7 @@ impl DynamoDbStore {
                     .request_items(&self.table, request)
                     .send()
                     .await
-                    .map_err(|e| self.error("BatchGetItem", e.into_service_error()))?;
+                    .map_err(|e| self.error("BatchGetItem", e))?;
                 let now = self.now();
                 let items = out
                     .responses
@@ -290,7 +333,7 @@ impl DynamoDbStore {
                     .request_items(&self.table, std::mem::take(&mut pending))
                     .send()
                     .await
-                    .map_err(|e| self.error("BatchWriteItem", e.into_service_error()))?;
+                    .map_err(|e| self.error("BatchWriteItem", e))?;
                 pending = out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.table))
@@ -335,14 +378,7 @@ impl DynamoDbStore {
         }
         match request.send().await {
             Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(self.error("PutItem", e))
-                }
-            }
+            Err(e) => self.refused("PutItem", e).map(|()| false),
         }
     }
 
@@ -393,14 +429,7 @@ impl DynamoDbStore {
                     format!("no counter for {key:?} in the reply"),
                 )),
             },
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Ok(None)
-                } else {
-                    Err(self.error("UpdateItem", e))
-                }
-            }
+            Err(e) => self.refused("UpdateItem", e).map(|()| None),
         }
     }
 
@@ -440,7 +469,7 @@ impl DynamoDbStore {
                 .limit(want)
                 .send()
                 .await
-                .map_err(|e| self.error("Query", e.into_service_error()))?;
+                .map_err(|e| self.error("Query", e))?;
             for item in out.items.unwrap_or_default() {
                 if let Some(AttributeValue::S(sk)) = item.get("sk") {
                     keys.push(sk.clone());
@@ -666,7 +695,7 @@ impl Store for DynamoDbStore {
                 .send()
                 .await
                 .map(drop)
-                .map_err(|e| self.error("DeleteItem", e.into_service_error()))
+                .map_err(|e| self.error("DeleteItem", e))
         })
     }
 
@@ -693,7 +722,7 @@ impl Store for DynamoDbStore {
                     .set_exclusive_start_key(start.take())
                     .send()
                     .await
-                    .map_err(|e| self.error("Query (COUNT)", e.into_service_error()))?;
+                    .map_err(|e| self.error("Query (COUNT)", e))?;
                 total += usize::try_from(out.count).unwrap_or(0);
                 match out.last_evaluated_key {
                     Some(last) => start = Some(last),
@@ -852,14 +881,8 @@ impl Store for DynamoDbStore {
             };
             match request.send().await {
                 Ok(_) => Ok(()),
-                Err(e) => {
-                    let e = e.into_service_error();
-                    if e.is_conditional_check_failed_exception() {
-                        Err(Error::NotFound)
-                    } else {
-                        Err(self.error("UpdateItem", e))
-                    }
-                }
+                // The condition is "present and live".
+                Err(e) => self.refused("UpdateItem", e).and(Err(Error::NotFound)),
             }
         })
     }
@@ -894,7 +917,7 @@ impl DocSpace for DynamoDbStore {
                     .set_exclusive_start_key(start.take())
                     .send()
                     .await
-                    .map_err(|e| self.error("Query", e.into_service_error()))?;
+                    .map_err(|e| self.error("Query", e))?;
                 for item in out.items.unwrap_or_default() {
                     if let (Some(AttributeValue::S(sk)), Some(AttributeValue::B(v))) =
                         (item.get("sk"), item.get("v"))

@@ -604,8 +604,12 @@ fn open_db(dir: &Path, sync: bool) -> Result<DB> {
     DB::open(dir, options).map_err(|e| leveldb_error(dir, "opening", e))
 }
 
+/// The one mapping of rusty-leveldb's errors. Worth retrying: the
+/// directory's lock is held (by another process; in this process stores
+/// share one handle). Corruption, I/O and everything else are not.
 fn leveldb_error(dir: &Path, what: &str, e: Status) -> Error {
-    Error::backend(BACKEND, format!("{what} {}", dir.display()), e)
+    let temporary = e.code == rusty_leveldb::StatusCode::LockError;
+    Error::backend(BACKEND, format!("{what} {}", dir.display()), e).temporary_if(temporary)
 }
 
 fn data_key(key: &str) -> Vec<u8> {

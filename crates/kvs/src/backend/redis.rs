@@ -174,26 +174,20 @@ impl RedisStore {
                 .response_timeout(config.command_timeout)
                 .build()
                 .map_err(|e| {
-                    Error::backend(
-                        BACKEND,
+                    redis_error(
                         format!("configuring a cluster client for {}", config.addr),
                         e,
                     )
                 })?;
             let mut conn = client.get_async_connection().await.map_err(|e| {
-                Error::backend(
-                    BACKEND,
-                    format!("connecting to the cluster at {}", config.addr),
-                    e,
-                )
+                redis_error(format!("connecting to the cluster at {}", config.addr), e)
             })?;
             let nodes: String = redis::cmd("CLUSTER")
                 .arg("NODES")
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| {
-                    Error::backend(
-                        BACKEND,
+                    redis_error(
                         format!("listing the nodes of the cluster at {}", config.addr),
                         e,
                     )
@@ -205,13 +199,7 @@ impl RedisStore {
             conns.push(Conn::Cluster(conn));
             for _ in 1..pool_size {
                 conns.push(Conn::Cluster(client.get_async_connection().await.map_err(
-                    |e| {
-                        Error::backend(
-                            BACKEND,
-                            format!("connecting to the cluster at {}", config.addr),
-                            e,
-                        )
-                    },
+                    |e| redis_error(format!("connecting to the cluster at {}", config.addr), e),
                 )?));
             }
             masters
@@ -253,7 +241,7 @@ impl RedisStore {
     }
 
     fn error(&self, what: &str, e: RedisError) -> Error {
-        Error::backend(BACKEND, format!("{what} on {}", self.addr), e)
+        redis_error(format!("{what} on {}", self.addr), e)
     }
 
     /// Every live key starting with `prefix` (without the namespace), sorted.
@@ -308,14 +296,29 @@ impl RedisStore {
 /// A reconnecting connection to the server at `addr`.
 async fn single(addr: &str, config: &RedisConfig) -> Result<ConnectionManager> {
     let client = redis::Client::open(node_url(addr, config, true))
-        .map_err(|e| Error::backend(BACKEND, format!("configuring a client for {addr}"), e))?;
+        .map_err(|e| redis_error(format!("configuring a client for {addr}"), e))?;
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(config.command_timeout))
         .set_number_of_retries(2);
     ConnectionManager::new_with_config(client, manager_config)
         .await
-        .map_err(|e| Error::backend(BACKEND, format!("connecting to {addr}"), e))
+        .map_err(|e| redis_error(format!("connecting to {addr}"), e))
+}
+
+/// The one mapping of the `redis` crate's errors. Worth retrying: a
+/// timeout, a refused or dropped connection, other I/O failures, and what
+/// the server itself says to retry (`LOADING`, `BUSY`, `TRYAGAIN`,
+/// `CLUSTERDOWN`, `MASTERDOWN`, moved slots); not a wrong password, a bad
+/// command or a wrong type.
+fn redis_error(context: String, e: RedisError) -> Error {
+    use redis::RetryMethod;
+    let temporary = !matches!(e.kind(), ErrorKind::AuthenticationFailed)
+        && (e.is_timeout()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || !matches!(e.retry_method(), RetryMethod::NoRetry));
+    Error::backend(BACKEND, context, e).temporary_if(temporary)
 }
 
 /// The `host:port` of every master in `CLUSTER NODES` output.

@@ -380,7 +380,10 @@ impl SqliteStore {
         })
     }
 
-    /// Sends `write` to the writer thread; `unpack` reads its answer.
+    /// Queues `write` for the next commit (flat combining: whichever
+    /// blocking task holds the write connection commits every queued write
+    /// in one transaction; see `Database::commit_queued`); `unpack` reads
+    /// its answer.
     fn write_for<'a, T: Send + 'static>(
         &'a self,
         write: Write,
@@ -919,12 +922,22 @@ fn create_schema(conn: &Connection, path: &Path) -> Result<()> {
     .map_err(|e| sqlite_error(path, "creating the schema in", e))
 }
 
+/// The one mapping of SQLite's errors: a busy or locked database (another
+/// connection or process holds the lock past the busy timeout) is worth
+/// retrying; anything else is not.
 fn sqlite_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
-    Error::backend(BACKEND, format!("{what} {}", path.display()), e)
+    let temporary = is_busy(&e);
+    Error::backend(BACKEND, format!("{what} {}", path.display()), e).temporary_if(temporary)
 }
 
-/// The writer thread: commits every waiting write in one transaction, and
-/// sweeps expired rows every `interval`, until the channel closes.
+/// Whether `e` says the database is busy or locked.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// Sweeps expired rows every `interval` until told to stop (or the
 /// database is gone).
 fn sweep_loop(
@@ -964,7 +977,7 @@ fn commit(conn: &Connection, path: &Path, mut batch: Vec<Command>) {
         fail_all(
             path,
             "starting a write to",
-            &e,
+            e,
             batch.into_iter().map(|c| c.done),
         );
         return;
@@ -987,27 +1000,29 @@ fn commit(conn: &Connection, path: &Path, mut batch: Vec<Command>) {
             fail_all(
                 path,
                 "committing to",
-                &e,
+                e,
                 results.into_iter().map(|(done, _)| done),
             );
         }
     }
 }
 
-/// Answers every waiting write with the same failure.
+/// Answers every waiting write with the same failure (one source, shared).
 fn fail_all(
     path: &Path,
     what: &str,
-    e: &rusqlite::Error,
+    e: rusqlite::Error,
     waiting: impl Iterator<Item = oneshot::Sender<Result<Outcome>>>,
 ) {
+    let temporary = is_busy(&e);
+    let source = Arc::new(e);
     for done in waiting {
-        let source = std::io::Error::other(e.to_string());
-        let _ = done.send(Err(Error::backend(
+        let error = Error::backend(
             BACKEND,
             format!("{what} {}", path.display()),
-            source,
-        )));
+            Arc::clone(&source),
+        );
+        let _ = done.send(Err(error.temporary_if(temporary)));
     }
 }
 
