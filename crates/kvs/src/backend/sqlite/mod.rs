@@ -319,7 +319,7 @@ impl SqliteStore {
     }
 
     /// Opens `namespace` with its document layer. A `SqliteStore` is a
-    /// [`DocumentStore`] itself (documents have a table of their own, with
+    /// [`DocumentStore`](crate::DocumentStore) itself (documents have a table of their own, with
     /// filters pushed down to SQL); this is [`SqliteStore::open`] behind
     /// the trait object, for the naming scheme every backend shares.
     pub async fn open_documents(
