@@ -595,6 +595,12 @@ impl Drop for Handle {
 fn open_db(dir: &Path, sync: bool) -> Result<DB> {
     let options = Options {
         create_if_missing: true,
+        // Never append to the log found on open: recovery stops at a torn
+        // record (a power cut, a partial write, a full disk), so anything
+        // written after one would be acknowledged and then lost on the
+        // next open. A fresh log per open is what C++ LevelDB does by
+        // default; the old log's records are compacted into a table first.
+        reuse_logs: false,
         env: std::rc::Rc::new(Box::new(SyncingEnv {
             inner: PosixDiskEnv::new(),
             sync,
