@@ -81,25 +81,32 @@ fn crash_rounds(spec: &str) {
             .spawn()
             .expect("spawn the writer");
         let stdout = child.stdout.take().expect("stdout");
+        let (acks, acked_rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|line| line.strip_prefix("ack ").map(str::to_owned))
-                .collect::<Vec<String>>()
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(key) = line.strip_prefix("ack ") {
+                    if acks.send(key.to_owned()).is_err() {
+                        return;
+                    }
+                }
+            }
         });
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        // Let it start and write for a while, then kill it mid-stream.
-        std::thread::sleep(Duration::from_millis(150 + seed % 400));
+        // Wait for the writer to be writing (opening may take a while on a
+        // loaded machine: a fresh LevelDB log compacts the old one first),
+        // let it write for a random while, then kill it mid-stream.
+        let first = acked_rx.recv_timeout(Duration::from_secs(60));
+        assert!(
+            first.is_ok(),
+            "round {round}: the writer acknowledged nothing in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50 + seed % 400));
         child.kill().expect("SIGKILL");
         let _ = child.wait();
-        let acked = reader.join().expect("reader");
-        assert!(
-            !acked.is_empty(),
-            "round {round}: the writer acknowledged nothing before the kill"
-        );
+        reader.join().expect("reader");
+        let acked: Vec<String> = first.into_iter().chain(acked_rx.try_iter()).collect();
         rt.block_on(async {
             let store = open(spec).await;
             for key in &acked {
