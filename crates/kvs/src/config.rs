@@ -350,7 +350,12 @@ impl Config {
         // maintained, pure Rust (no C-translated libyaml), YAML 1.2, parses
         // without panicking on malformed input and bounds alias expansion,
         // which matters for configuration read from files.
-        let file: FileConfig = serde_saphyr::from_str(text)
+        // No snippet in errors: the lines around a mistake may hold a
+        // password (`redis: { password: ... }`), and errors get logged.
+        // The message still names the line, column and field.
+        let mut options = serde_saphyr::Options::default();
+        options.with_snippet = false;
+        let file: FileConfig = serde_saphyr::from_str_with_options(text, options)
             .map_err(|e| Error::config(format!("cannot parse YAML: {e}")))?;
         file.resolve()
     }
@@ -506,6 +511,56 @@ fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A configuration that holds a password and one other mistake: the
+    /// error names the mistake, never the password (errors get logged).
+    #[test]
+    fn config_errors_never_show_a_password() {
+        let secret = "s3cret-Pa55";
+        let yaml = [
+            format!(
+                "type: redis\nredis:\n  addr: 127.0.0.1:6379\n  password: {secret}\n  db: [1, 2]\n"
+            ),
+            format!("type: redis\nredis:\n  password: \"{secret}\"\n  pool_size: many\n"),
+            format!("type: redis\nredis:\n  password: {secret}\n  colour: blue\n"),
+            format!("type: rediz\nredis:\n  password: {secret}\n"),
+            format!("type: redis\nredis:\n  password: {secret}\n  addr: [unclosed\n"),
+        ];
+        for text in &yaml {
+            let err = Config::from_yaml(text).unwrap_err().to_string();
+            assert!(
+                !err.contains(secret),
+                "the YAML error shows the password: {err}"
+            );
+            assert!(matches!(
+                Config::from_yaml(text),
+                Err(Error::InvalidConfig { .. })
+            ));
+        }
+        let json = [
+            format!(r#"{{"type":"redis","redis":{{"password":"{secret}","db":"x"}}}}"#),
+            format!(r#"{{"type":"redis","redis":{{"password":"{secret}","colour":1}}}}"#),
+            format!(r#"{{"type":"redis","redis":{{"password":"{secret}""#),
+        ];
+        for text in &json {
+            let err = Config::from_json(text).unwrap_err().to_string();
+            assert!(
+                !err.contains(secret),
+                "the JSON error shows the password: {err}"
+            );
+        }
+        for url in [
+            format!("redis://app:{secret}@127.0.0.1:6379/x"),
+            format!("redis://app:{secret}@127.0.0.1:6379/0?colour=blue"),
+            format!("redis://:{secret}@127.0.0.1:notaport/0"),
+        ] {
+            let err = Config::from_url(&url).unwrap_err().to_string();
+            assert!(
+                !err.contains(secret),
+                "the URL error shows the password: {err}"
+            );
+        }
+    }
 
     const SECTIONED: &str = r#"
 type: leveldb            # memory | leveldb | redis | sqlite | dynamodb

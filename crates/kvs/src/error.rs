@@ -84,6 +84,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// The TTL is longer than [`MAX_TTL`](crate::expiry::MAX_TTL); nothing
+    /// was written and the key keeps its value and TTL.
+    #[error(
+        "kvs: TTL of {} s for key {} is too long (the limit, on every backend, is {} s)",
+        ttl.as_secs(),
+        Shortened(key),
+        crate::expiry::MAX_TTL.as_secs()
+    )]
+    InvalidTtl {
+        /// The key the TTL was meant for.
+        key: String,
+        /// The refused TTL.
+        ttl: std::time::Duration,
+    },
+
     /// A document filter that cannot be evaluated (for example an unknown `$` operator).
     #[error("kvs: invalid query: {message}")]
     InvalidQuery {

@@ -14,6 +14,36 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The deadline of an entry that never expires.
 pub const NEVER: u64 = u64::MAX;
 
+/// The longest TTL any store accepts: 2^62 ms, about 146 million years.
+///
+/// One limit for every backend, so that the same call has the same answer
+/// everywhere: the tightest engine limit is Redis's (`PX` plus the server's
+/// clock must fit an `i64` of milliseconds), and SQLite keeps deadlines as
+/// `i64` milliseconds too. A longer TTL is [`Error::InvalidTtl`](crate::Error::InvalidTtl)
+/// before anything is written; "never expires" is `None` or `ZERO`.
+pub const MAX_TTL: Duration = Duration::from_millis(1 << 62);
+
+/// `Err(InvalidTtl)` if `ttl` is longer than [`MAX_TTL`]. Every write that
+/// takes a TTL calls it before anything is written, on every backend.
+///
+/// ```
+/// use std::time::Duration;
+/// use kvs::expiry::{check_ttl, MAX_TTL};
+///
+/// assert!(check_ttl("k", None).is_ok());
+/// assert!(check_ttl("k", Some(MAX_TTL)).is_ok());
+/// assert!(check_ttl("k", Some(Duration::from_secs(u64::MAX))).is_err());
+/// ```
+pub fn check_ttl(key: &str, ttl: Option<Duration>) -> crate::Result<()> {
+    match ttl {
+        Some(ttl) if ttl > MAX_TTL => Err(crate::Error::InvalidTtl {
+            key: key.to_owned(),
+            ttl,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The deadline, in milliseconds since the Unix epoch, of an entry written at
 /// `now_ms` with `ttl`.
 ///

@@ -14,12 +14,19 @@ use kvs::testkit::{env, Capabilities, ConfigHarness};
 /// `kvs::open`, in namespaces of this run, on an injected clock.
 async fn harness() -> Option<ConfigHarness> {
     let endpoints = env::server("KVS_TEST_DYNAMODB_ENDPOINT", "dynamodb")?;
+    // A table per harness, so per case: moto answers a Query by walking
+    // every item of the table, so one table shared by the whole run made
+    // each case slower than the one before it.
+    let table = format!(
+        "kvs-test-{}",
+        kvs::testkit::unique_namespace().trim_end_matches('-')
+    );
     let urls: Vec<String> = endpoints
         .split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .map(|endpoint| {
-            format!("dynamodb://kvs-test?endpoint={endpoint}&region=us-east-1&create_table=true")
+            format!("dynamodb://{table}?endpoint={endpoint}&region=us-east-1&create_table=true")
         })
         .collect();
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();

@@ -38,7 +38,7 @@
 
 use crate::config::DynamoDbConfig;
 use crate::document::{DocSpace, Documents};
-use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
+use crate::expiry::{check_ttl, deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::future::check;
 use crate::generic::{last_of_each, next_counter, validate_all};
 use crate::key::{escape_namespace, normalize_namespace, validate_key, validate_prefix};
@@ -677,6 +677,7 @@ impl Store for DynamoDbStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
+        check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| too_large(key, value, &self.pk)));
         StoreFuture::boxed(async move {
             let item = self.item(key, value, deadline_ms(self.now(), ttl));
@@ -751,6 +752,9 @@ impl Store for DynamoDbStore {
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
         check!(entries
+            .first()
+            .map_or(Ok(()), |(key, _)| check_ttl(key, ttl)));
+        check!(entries
             .iter()
             .try_for_each(|(k, v)| validate_key(k).and_then(|()| too_large(k, v, &self.pk))));
         StoreFuture::boxed(async move {
@@ -806,6 +810,7 @@ impl Store for DynamoDbStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
+        check!(check_ttl(key, ttl));
         self.compare_and_swap(key, None, value, ttl)
     }
 
@@ -816,6 +821,7 @@ impl Store for DynamoDbStore {
         new: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
+        check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| too_large(key, new, &self.pk)));
         StoreFuture::boxed(async move {
             let condition = holding(expected, self.now());
@@ -850,6 +856,7 @@ impl Store for DynamoDbStore {
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        check!(check_ttl(key, Some(ttl)));
         check!(validate_key(key));
         StoreFuture::boxed(async move {
             self.open_check()?;

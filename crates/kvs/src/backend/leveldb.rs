@@ -38,7 +38,7 @@
 
 use crate::config::LevelDbConfig;
 use crate::document::{DocSpace, Documents};
-use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
+use crate::expiry::{check_ttl, deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::future::check;
 use crate::generic::next_counter;
 use crate::key::{namespace_dir_name, normalize_namespace, validate_key, validate_prefix};
@@ -290,6 +290,7 @@ impl Store for LevelDbStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
+        check!(check_ttl(key, ttl));
         check!(validate_key(key));
         let expires_at = deadline_ms(self.clock.now_ms(), ttl);
         let op = Op::Set {
@@ -356,6 +357,9 @@ impl Store for LevelDbStore {
         entries: &'a [(&'a str, &'a [u8])],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
+        check!(entries
+            .first()
+            .map_or(Ok(()), |(key, _)| check_ttl(key, ttl)));
         check!(entries.iter().try_for_each(|(k, _)| validate_key(k)));
         let op = Op::SetMany {
             entries: entries
@@ -385,6 +389,7 @@ impl Store for LevelDbStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
+        check!(check_ttl(key, ttl));
         self.compare_and_swap(key, None, value, ttl)
     }
 
@@ -395,6 +400,7 @@ impl Store for LevelDbStore {
         new: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
+        check!(check_ttl(key, ttl));
         check!(validate_key(key));
         let op = Op::CompareAndSwap {
             key: key.to_owned(),
@@ -423,6 +429,7 @@ impl Store for LevelDbStore {
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        check!(check_ttl(key, Some(ttl)));
         check!(validate_key(key));
         let op = Op::Expire {
             key: key.to_owned(),

@@ -37,7 +37,7 @@
 
 use crate::config::MemoryConfig;
 use crate::document::{DocSpace, Documents};
-use crate::expiry::{deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
+use crate::expiry::{check_ttl, deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
 use crate::generic::{next_counter, optional, validate_all};
 use crate::key::{normalize_namespace, validate_key, validate_prefix};
 use crate::DocumentStore;
@@ -507,6 +507,7 @@ impl MemoryStore {
 
     fn set_now(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         validate_key(key)?;
+        check_ttl(key, ttl)?;
         let inner = self.open_inner()?;
         let expires_at = match ttl {
             Some(ttl) if !ttl.is_zero() => deadline_ms(inner.now_ms(), Some(ttl)),
@@ -598,6 +599,7 @@ impl MemoryStore {
         ttl: Option<Duration>,
     ) -> Result<bool> {
         validate_key(key)?;
+        check_ttl(key, ttl)?;
         let inner = self.open_inner()?;
         let now = inner.now_ms();
         let value = Bytes::copy_from_slice(new);
@@ -631,6 +633,7 @@ impl MemoryStore {
 
     fn expire_now(&self, key: &str, ttl: Duration) -> Result<()> {
         validate_key(key)?;
+        check_ttl(key, Some(ttl))?;
         let inner = self.open_inner()?;
         let now = inner.now_ms();
         let (hash, shard) = inner.shard(key);
@@ -684,6 +687,9 @@ impl MemoryStore {
 
     fn set_many_now(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
         validate_all(entries.iter().map(|(key, _)| *key))?;
+        if let Some((key, _)) = entries.first() {
+            check_ttl(key, ttl)?;
+        }
         self.open_inner()?;
         entries
             .iter()

@@ -29,7 +29,7 @@
 
 use crate::config::RedisConfig;
 use crate::document::{DocSpace, Documents};
-use crate::expiry::{Clock, SystemClock};
+use crate::expiry::{check_ttl, Clock, SystemClock};
 use crate::future::check;
 use crate::generic::last_of_each;
 use crate::key::{namespace_prefix, normalize_namespace, validate_key, validate_prefix};
@@ -412,6 +412,7 @@ impl Store for RedisStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
+        check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| too_large(key, value)));
         StoreFuture::boxed(async move {
             let mut cmd = redis::cmd("SET");
@@ -500,6 +501,9 @@ impl Store for RedisStore {
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
         check!(entries
+            .first()
+            .map_or(Ok(()), |(key, _)| check_ttl(key, ttl)));
+        check!(entries
             .iter()
             .try_for_each(|(k, v)| validate_key(k).and_then(|()| too_large(k, v))));
         StoreFuture::boxed(async move {
@@ -559,6 +563,7 @@ impl Store for RedisStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
+        check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| too_large(key, value)));
         StoreFuture::boxed(async move {
             let mut cmd = redis::cmd("SET");
@@ -581,6 +586,7 @@ impl Store for RedisStore {
         new: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
+        check!(check_ttl(key, ttl));
         let Some(expected) = expected else {
             return self.set_if_absent(key, new, ttl);
         };
@@ -616,6 +622,7 @@ impl Store for RedisStore {
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        check!(check_ttl(key, Some(ttl)));
         check!(validate_key(key));
         StoreFuture::boxed(async move {
             let mut conn = self.conn()?;

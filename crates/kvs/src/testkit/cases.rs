@@ -1364,6 +1364,58 @@ pub async fn increment(h: &dyn Harness) {
     );
 }
 
+/// A TTL longer than [`MAX_TTL`](crate::expiry::MAX_TTL) is `InvalidTtl`
+/// on every backend, from every write that takes one, before anything is
+/// written: the key keeps its value and its TTL. `MAX_TTL` itself is kept.
+pub async fn ttl_beyond_the_limit_changes_nothing(h: &dyn Harness) {
+    use crate::expiry::MAX_TTL;
+    let s = open(h, "ttl-limit").await;
+    set(&*s, "k", b"old", Some(LONG_TTL)).await;
+    let invalid = |what: &str, r: Result<()>| {
+        assert!(
+            matches!(r, Err(Error::InvalidTtl { .. })),
+            "{what} with a TTL beyond the limit: {r:?}"
+        );
+    };
+    for ttl in [
+        MAX_TTL + Duration::from_millis(1),
+        Duration::from_secs(u64::MAX),
+        Duration::MAX,
+    ] {
+        invalid("set", s.set("k", b"new", Some(ttl)).await);
+        invalid(
+            "set_many",
+            s.set_many(&[("k", b"new"), ("k2", b"new")], Some(ttl)).await,
+        );
+        invalid(
+            "set_if_absent",
+            s.set_if_absent("fresh", b"new", Some(ttl)).await.map(drop),
+        );
+        invalid(
+            "compare_and_swap",
+            s.compare_and_swap("k", Some(b"old"), b"new", Some(ttl))
+                .await
+                .map(drop),
+        );
+        invalid("expire", s.expire("k", ttl).await);
+    }
+    assert_eq!(get(&*s, "k").await.as_deref(), Some(&b"old"[..]));
+    let left = ok("ttl", s.ttl("k").await);
+    assert!(
+        left.is_some_and(|t| t <= LONG_TTL),
+        "k keeps its TTL: {left:?}"
+    );
+    assert_eq!(get(&*s, "k2").await, None);
+    assert_eq!(get(&*s, "fresh").await, None);
+
+    set(&*s, "longest", b"v", Some(MAX_TTL)).await;
+    let left = ok("ttl", s.ttl("longest").await);
+    assert!(
+        left.is_some_and(|t| t > Duration::from_secs(100 * 365 * 86_400)),
+        "MAX_TTL is kept: {left:?}"
+    );
+}
+
 /// Counters are read as Redis's `INCRBY` reads them, on every backend:
 /// `+7`, `007`, `-0` and padded numbers are not counters (and stay as
 /// they were), and `increment(key, 0)` reads a counter without changing it.

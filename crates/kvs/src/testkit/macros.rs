@@ -62,6 +62,7 @@ macro_rules! __conformance_key_value_cases {
             ttl_zero_and_long_survive,
             ttl_delete_then_set,
             ttl_reports_time_left,
+            ttl_beyond_the_limit_changes_nothing,
             list_prefix_and_all,
             list_sorted_by_bytes,
             list_matches_special_characters_literally,

@@ -69,7 +69,7 @@
 //! power loss, because each commit is `fsync`ed before it is acknowledged.
 
 use crate::config::SqliteConfig;
-use crate::expiry::{deadline_ms, remaining, Clock, SystemClock, NEVER};
+use crate::expiry::{check_ttl, deadline_ms, remaining, Clock, SystemClock, NEVER};
 use crate::future::check;
 use crate::generic::next_counter;
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
@@ -445,6 +445,7 @@ impl Store for SqliteStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
+        check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| check_size(key, value)));
         let expires_at = to_sql_time(deadline_ms(self.clock.now_ms(), ttl));
         self.write(Write::Set {
@@ -542,6 +543,9 @@ impl Store for SqliteStore {
         entries: &'a [(&'a str, &'a [u8])],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
+        check!(entries
+            .first()
+            .map_or(Ok(()), |(key, _)| check_ttl(key, ttl)));
         for (key, value) in entries {
             check!(validate_key(key).and_then(|()| check_size(key, value)));
         }
@@ -574,6 +578,7 @@ impl Store for SqliteStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
+        check!(check_ttl(key, ttl));
         self.compare_and_swap(key, None, value, ttl)
     }
 
@@ -584,6 +589,7 @@ impl Store for SqliteStore {
         new: &'a [u8],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
+        check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| check_size(key, new)));
         let write = Write::CompareAndSwap {
             key: key.to_owned(),
@@ -612,6 +618,7 @@ impl Store for SqliteStore {
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        check!(check_ttl(key, Some(ttl)));
         check!(validate_key(key));
         let write = Write::Expire {
             key: key.to_owned(),
