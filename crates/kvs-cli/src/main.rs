@@ -87,6 +87,20 @@ enum Command {
     Bench(BenchArgs),
 }
 
+impl Command {
+    /// Whether the command only reads the store.
+    fn only_reads(&self) -> bool {
+        matches!(
+            self,
+            Command::Get { .. }
+                | Command::Exists { .. }
+                | Command::List { .. }
+                | Command::Count { .. }
+                | Command::Ttl { .. }
+        )
+    }
+}
+
 #[derive(clap::Args, Debug)]
 struct BenchArgs {
     /// A short run (10,000 keys, 50 ms per measurement): under 20 s on the
@@ -227,7 +241,14 @@ fn default_config() -> kvs::Result<Config> {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let store = kvs::open(&config(&cli)?).await?;
+    let mut config = config(&cli)?;
+    if cli.command.only_reads() {
+        // Reading never creates: a mistyped path is "no store at PATH",
+        // not a new empty database (and its directories) left behind.
+        config.sqlite.create_if_missing = false;
+        config.leveldb.create_if_missing = false;
+    }
+    let store = kvs::open(&config).await?;
     let result = execute(&*store, cli.command).await;
     let closed = store.close().await;
     result?;

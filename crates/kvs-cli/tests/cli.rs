@@ -82,6 +82,10 @@ fn values_from_stdin_are_binary_safe() {
 #[test]
 fn missing_keys_exit_3_with_one_line_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
+    kvs(&sqlite_url(dir.path()))
+        .args(["set", "other", "x"])
+        .assert()
+        .success();
     let out = kvs(&sqlite_url(dir.path()))
         .args(["get", "nope"])
         .output()
@@ -250,4 +254,54 @@ fn bench_refuses_zero_tasks() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tasks"));
+}
+
+/// Reading never creates: on a path where nothing was written yet, every
+/// reading command says "no store at PATH" (exit 1) and leaves nothing
+/// behind; writing creates as always. A store at `/` is refused.
+#[test]
+fn reading_commands_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = dir.path().join("mistyped/dirs/kvs.db");
+    let leveldb = dir.path().join("ldb");
+    for url in [
+        format!("sqlite://{}", sqlite.display()),
+        format!("leveldb://{}", leveldb.display()),
+    ] {
+        for args in [
+            &["get", "k"][..],
+            &["exists", "k"],
+            &["list"],
+            &["count"],
+            &["ttl", "k"],
+        ] {
+            let out = kvs(&url).args(args).output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{url} {args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.starts_with("kvs: no store at "),
+                "{url} {args:?}: {err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "reading created {left:?}");
+
+    // Writing creates, and then reading finds it.
+    let url = format!("sqlite://{}", sqlite.display());
+    kvs(&url).args(["set", "k", "v"]).assert().success();
+    kvs(&url).args(["get", "k"]).assert().success().stdout("v");
+
+    let out = kvs("leveldb:///").args(["set", "a", "b"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("root directory"), "{err}");
+    let out = kvs("sqlite://").args(["set", "a", "b"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

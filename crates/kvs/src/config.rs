@@ -167,6 +167,10 @@ pub struct LevelDbConfig {
     /// How often the background sweep deletes expired entries (default 5 min).
     #[serde(deserialize_with = "de_duration")]
     pub cleanup_interval: Duration,
+    /// `true` (the default): a namespace without a database gets one.
+    /// `false`: opening it is [`Error::NoStore`] and creates nothing (the
+    /// `kvs` command's reading commands open this way).
+    pub create_if_missing: bool,
 }
 
 impl Default for LevelDbConfig {
@@ -175,6 +179,7 @@ impl Default for LevelDbConfig {
             path: PathBuf::new(),
             sync_writes: false,
             cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
+            create_if_missing: true,
         }
     }
 }
@@ -269,6 +274,10 @@ pub struct SqliteConfig {
     /// invisible at once whatever this says. `0` turns the sweep off.
     #[serde(deserialize_with = "de_duration")]
     pub cleanup_interval: Duration,
+    /// `true` (the default): a missing file (and its directories) is
+    /// created. `false`: opening it is [`Error::NoStore`] and creates
+    /// nothing (the `kvs` command's reading commands open this way).
+    pub create_if_missing: bool,
 }
 
 impl Default for SqliteConfig {
@@ -277,6 +286,7 @@ impl Default for SqliteConfig {
             path: PathBuf::from("./kvs.db"),
             sync_writes: false,
             cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
+            create_if_missing: true,
         }
     }
 }

@@ -58,6 +58,14 @@ pub enum Error {
         message: String,
     },
 
+    /// Opened with `create_if_missing: false`, and there is no store at the
+    /// path yet; nothing was created.
+    #[error("kvs: no store at {} (nothing has been written there yet)", path.display())]
+    NoStore {
+        /// The file or directory that does not exist.
+        path: std::path::PathBuf,
+    },
+
     /// The value is larger than the backend can hold; the old value is untouched.
     #[error(
         "kvs: value of {size} bytes for key {} is too large for {backend} (limit {limit} bytes)",

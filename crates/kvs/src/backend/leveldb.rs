@@ -184,6 +184,9 @@ impl LevelDbStore {
         let dir = base.join(namespace_dir_name(&namespace));
         let sweep_clock = Arc::clone(&clock);
         let handle = match tokio::task::spawn_blocking(move || {
+            if !config.create_if_missing && !dir.exists() {
+                return Err(Error::NoStore { path: dir });
+            }
             std::fs::create_dir_all(&base).map_err(|e| {
                 Error::backend(
                     BACKEND,
@@ -523,6 +526,14 @@ fn base_dir(config: &LevelDbConfig) -> Result<PathBuf> {
         config.path.clone()
     };
     let base = absolute(&base, "leveldb path")?;
+    // Namespaces become directories right under it: never scatter them over
+    // the root of the file system.
+    if base.parent().is_none() {
+        return Err(Error::config(format!(
+            "leveldb path {} is the root directory; give the store a directory of its own",
+            base.display()
+        )));
+    }
     // rusty-leveldb handles paths as UTF-8 strings (and panics otherwise).
     if base.to_str().is_none() {
         return Err(Error::config(format!(

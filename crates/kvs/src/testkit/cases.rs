@@ -1385,7 +1385,8 @@ pub async fn ttl_beyond_the_limit_changes_nothing(h: &dyn Harness) {
         invalid("set", s.set("k", b"new", Some(ttl)).await);
         invalid(
             "set_many",
-            s.set_many(&[("k", b"new"), ("k2", b"new")], Some(ttl)).await,
+            s.set_many(&[("k", b"new"), ("k2", b"new")], Some(ttl))
+                .await,
         );
         invalid(
             "set_if_absent",

@@ -741,6 +741,9 @@ async fn blocking<T: Send + 'static>(
 impl Database {
     /// The database at `config.path`, shared with other stores of this process.
     fn open_shared(config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
+        if config.path.as_os_str().is_empty() {
+            return Err(Error::config("sqlite.path is empty; name a database file"));
+        }
         let path = absolute(&config.path, "sqlite path")?;
         if path.file_name().is_none() {
             return Err(Error::config(format!(
@@ -754,6 +757,11 @@ impl Database {
     }
 
     fn open(path: PathBuf, config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
+        // Checked here, under the registry's lock, so a store of this
+        // process that is creating the file meanwhile is found instead.
+        if !config.create_if_missing && !path.exists() {
+            return Err(Error::NoStore { path });
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 Error::backend(
