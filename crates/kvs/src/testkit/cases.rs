@@ -559,14 +559,18 @@ pub async fn invalid_keys_change_nothing(h: &dyn Harness) {
     );
 }
 
+/// Asserts that `what`, called after `close`, answered `Closed`.
+#[track_caller]
+fn assert_closed(what: &str, r: Result<()>) {
+    assert!(matches!(r, Err(Error::Closed)), "{what} after close: {r:?}");
+}
+
 /// After `close` every operation is `Closed`, and closing again is `Ok`.
 pub async fn close_then_closed(h: &dyn Harness) {
     let s = open(h, "close").await;
     set(&*s, "k", b"v", None).await;
     ok("close", s.close().await);
-    let closed = |what: &str, r: Result<()>| {
-        assert!(matches!(r, Err(Error::Closed)), "{what} after close: {r:?}");
-    };
+    let closed = assert_closed;
     closed("get", s.get("k").await.map(drop));
     closed("set", s.set("k", b"v", None).await);
     closed("delete", s.delete("k").await);
@@ -585,9 +589,7 @@ pub async fn closed_refuses_even_empty_batches(h: &dyn Harness) {
     let s = open(h, "closed-empty").await;
     set(&*s, "k", b"v", None).await;
     ok("close", s.close().await);
-    let closed = |what: &str, r: Result<()>| {
-        assert!(matches!(r, Err(Error::Closed)), "{what} after close: {r:?}");
-    };
+    let closed = assert_closed;
     closed("get_many([])", s.get_many(&[]).await.map(drop));
     closed("get_many", s.get_many(&["k"]).await.map(drop));
     closed("set_many([])", s.set_many(&[], None).await);
