@@ -218,19 +218,23 @@ impl RedisStore {
     /// The next connection of the pool in turn.
     fn conn(&self) -> Result<Conn> {
         let conns = self.conns.lock();
-        let pool = &conns.as_ref().ok_or(Error::Closed)?.pool;
+        Ok(self.next_of(conns.as_ref().ok_or(Error::Closed)?))
+    }
+
+    /// A connection of the pool and, on a cluster, one to each master,
+    /// taken under one hold of the lock.
+    fn conn_and_masters(&self) -> Result<(Conn, Arc<[ConnectionManager]>)> {
+        let conns = self.conns.lock();
+        let conns = conns.as_ref().ok_or(Error::Closed)?;
+        Ok((self.next_of(conns), Arc::clone(&conns.masters)))
+    }
+
+    /// The pool's connection whose turn it is.
+    fn next_of(&self, conns: &Connections) -> Conn {
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
         // The pool is never empty (at least one connection is made in
         // `connect`), so the remainder is in range.
-        Ok(pool[turn % pool.len()].clone())
-    }
-
-    /// A connection of the pool and, on a cluster, one to each master.
-    fn conn_and_masters(&self) -> Result<(Conn, Arc<[ConnectionManager]>)> {
-        let conn = self.conn()?;
-        let conns = self.conns.lock();
-        let masters = &conns.as_ref().ok_or(Error::Closed)?.masters;
-        Ok((conn, Arc::clone(masters)))
+        conns.pool[turn % conns.pool.len()].clone()
     }
 
     fn key(&self, key: &str) -> String {
