@@ -9,7 +9,7 @@
 //! what the memory and LevelDB backends do).
 
 use common::{best_rate, print_rows, Row};
-use kvs::filter::Filter;
+use kvs::raw::Filter;
 use kvs::{BackendKind, Config, Document, DocumentStore};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;

@@ -5,8 +5,9 @@
 //! `cargo bench -p kvs --bench embedded` (add `-- --quick` for a short run).
 //!
 //! kvs never blocks the async executor: SQLite reads run on tokio's
-//! blocking pool, SQLite writes on a writer thread, and every LevelDB call
-//! on the database's own thread. So each raw client is measured twice:
+//! blocking pool, SQLite writes on the blocking pool too (group commit on
+//! one write connection), and every LevelDB call on the database's own
+//! thread. So each raw client is measured twice:
 //! - **off the executor**, as an async application must call it
 //!   (`spawn_blocking` for rusqlite; a thread of its own for rusty-leveldb,
 //!   whose handle is not `Send`) — the like-for-like peer;
@@ -539,7 +540,7 @@ fn leveldb(
 
     // list/count of 100 among `list_keys`: fill the namespace's database
     // with the raw crate in kvs's record format, then open it with kvs.
-    let ns_dir = config.path.join(kvs::key::namespace_dir_name("list"));
+    let ns_dir = config.path.join(kvs::raw::namespace_dir_name("list"));
     {
         let mut db =
             rusty_leveldb::DB::open(&ns_dir, rusty_leveldb::Options::default()).expect("open raw");

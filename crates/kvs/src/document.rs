@@ -7,7 +7,7 @@
 //! second memory map, a `documents` LevelDB directory beside the namespace
 //! directories), so no plain key can ever name or overwrite a document. In
 //! that space a document is stored under
-//! [`encode_key(collection, id)`](crate::key::encode_key) — injective, so
+//! [`encode_key(collection, id)`](crate::raw::encode_key) — injective, so
 //! collections never meet, and ordered by id within a collection — as
 //! versioned JSON:
 //!
@@ -108,7 +108,7 @@ pub trait DocumentStore: Store {
     fn get_doc<'a>(&'a self, collection: &'a str, id: &'a str) -> StoreFuture<'a, Document>;
 
     /// The documents of `collection` that pass `filter`, sorted by id (see
-    /// [`filter`](crate::filter) for the language).
+    /// [`Filter`](crate::raw::Filter) for the language).
     fn query<'a>(
         &'a self,
         collection: &'a str,

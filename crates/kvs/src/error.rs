@@ -33,7 +33,7 @@ pub enum Error {
     #[error("kvs: store is closed")]
     Closed,
 
-    /// The key is empty or longer than [`MAX_KEY_LEN`](crate::key::MAX_KEY_LEN) bytes.
+    /// The key is empty or longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes.
     #[error("kvs: invalid key {}: {reason}", Shortened(key))]
     InvalidKey {
         /// The offending key (the store keeps no copy of it).
@@ -42,7 +42,7 @@ pub enum Error {
         reason: String,
     },
 
-    /// The namespace is longer than [`MAX_NAMESPACE_LEN`](crate::key::MAX_NAMESPACE_LEN) bytes.
+    /// The namespace is longer than [`MAX_NAMESPACE_LEN`](crate::MAX_NAMESPACE_LEN) bytes.
     #[error("kvs: invalid namespace {}: {reason}", Shortened(namespace))]
     InvalidNamespace {
         /// The offending namespace.

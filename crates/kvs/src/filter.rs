@@ -56,7 +56,7 @@ impl Filter {
     ///
     /// ```
     /// use serde_json::json;
-    /// use kvs::filter::Filter;
+    /// use kvs::raw::Filter;
     ///
     /// let filter = json!({"age": {"$gte": 18}, "address.city": "Paris"});
     /// let filter = Filter::parse(filter.as_object().unwrap()).unwrap();

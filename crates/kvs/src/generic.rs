@@ -122,7 +122,7 @@ pub fn scan_by_pages<'a, S: Store + ?Sized>(store: &'a S, prefix: &'a str) -> Ke
 /// not counters.
 ///
 /// ```
-/// use kvs::generic::parse_counter;
+/// use kvs::raw::parse_counter;
 ///
 /// assert_eq!(parse_counter(b"42"), Some(42));
 /// assert_eq!(parse_counter(b"-9223372036854775808"), Some(i64::MIN));

@@ -48,8 +48,8 @@ const ESCAPE: char = '\\';
 /// Checks that `key` is a valid key: non-empty and at most [`MAX_KEY_LEN`] bytes.
 ///
 /// ```
-/// assert!(kvs::key::validate_key("user:1").is_ok());
-/// assert!(matches!(kvs::key::validate_key(""), Err(kvs::Error::InvalidKey { .. })));
+/// assert!(kvs::raw::validate_key("user:1").is_ok());
+/// assert!(matches!(kvs::raw::validate_key(""), Err(kvs::Error::InvalidKey { .. })));
 /// ```
 pub fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
@@ -86,8 +86,8 @@ fn check_key_len(key: &str, what: &str) -> Result<()> {
 /// characters such as `/`, `.` or `:` have no special meaning.
 ///
 /// ```
-/// assert_eq!(kvs::key::normalize_namespace("").unwrap(), "default");
-/// assert_eq!(kvs::key::normalize_namespace("../x").unwrap(), "../x");
+/// assert_eq!(kvs::raw::normalize_namespace("").unwrap(), "default");
+/// assert_eq!(kvs::raw::normalize_namespace("../x").unwrap(), "../x");
 /// ```
 pub fn normalize_namespace(namespace: &str) -> Result<String> {
     if namespace.is_empty() {
@@ -120,7 +120,7 @@ pub fn escape_namespace(namespace: &str) -> String {
 /// The prefix shared by every encoded key of `namespace`: `escape(namespace) ":"`.
 ///
 /// ```
-/// assert_eq!(kvs::key::namespace_prefix("a:b"), "a\\:b:");
+/// assert_eq!(kvs::raw::namespace_prefix("a:b"), "a\\:b:");
 /// ```
 pub fn namespace_prefix(namespace: &str) -> String {
     let mut out = escape_namespace(namespace);
@@ -131,7 +131,7 @@ pub fn namespace_prefix(namespace: &str) -> String {
 /// Joins a namespace and a key into one string, injectively (see the module docs).
 ///
 /// ```
-/// use kvs::key::encode_key;
+/// use kvs::raw::encode_key;
 ///
 /// assert_eq!(encode_key("sessions", "user:1"), "sessions:user:1");
 /// assert_ne!(encode_key("a", "b:c"), encode_key("a:b", "c"));
@@ -148,7 +148,7 @@ pub fn encode_key(namespace: &str, key: &str) -> String {
 /// unescaped `:`, or a `\` followed by anything but `\` or `:`).
 ///
 /// ```
-/// use kvs::key::{decode_key, encode_key};
+/// use kvs::raw::{decode_key, encode_key};
 ///
 /// let encoded = encode_key("a:b", "c");
 /// assert_eq!(decode_key(&encoded), Some(("a:b".to_owned(), "c".to_owned())));
@@ -181,8 +181,8 @@ pub fn decode_key(encoded: &str) -> Option<(String, String)> {
 /// wildcard matching (`LIKE 'a_%'` would also match `"ab"`).
 ///
 /// ```
-/// assert_eq!(kvs::key::prefix_successor(b"ab"), Some(b"ac".to_vec()));
-/// assert_eq!(kvs::key::prefix_successor(b""), None);
+/// assert_eq!(kvs::raw::prefix_successor(b"ab"), Some(b"ac".to_vec()));
+/// assert_eq!(kvs::raw::prefix_successor(b""), None);
 /// ```
 pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
@@ -204,10 +204,10 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 /// code points, so `prefix <= k < successor` is exactly "k starts with prefix".
 ///
 /// ```
-/// assert_eq!(kvs::key::prefix_successor_str("ab").as_deref(), Some("ac"));
-/// assert_eq!(kvs::key::prefix_successor_str("a\u{7f}").as_deref(), Some("a\u{80}"));
-/// assert_eq!(kvs::key::prefix_successor_str("\u{d7ff}").as_deref(), Some("\u{e000}"));
-/// assert_eq!(kvs::key::prefix_successor_str(""), None);
+/// assert_eq!(kvs::raw::prefix_successor_str("ab").as_deref(), Some("ac"));
+/// assert_eq!(kvs::raw::prefix_successor_str("a\u{7f}").as_deref(), Some("a\u{80}"));
+/// assert_eq!(kvs::raw::prefix_successor_str("\u{d7ff}").as_deref(), Some("\u{e000}"));
+/// assert_eq!(kvs::raw::prefix_successor_str(""), None);
 /// ```
 pub fn prefix_successor_str(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
@@ -250,7 +250,7 @@ const HASHED_DIR_NAME_KEEP: usize = 120;
 /// hashed names are equal only if SHA-256 collides.
 ///
 /// ```
-/// use kvs::key::namespace_dir_name;
+/// use kvs::raw::namespace_dir_name;
 ///
 /// assert_eq!(namespace_dir_name("sessions"), "ns-sessions");
 /// assert_eq!(namespace_dir_name("../x"), "ns-%2E%2E%2Fx");

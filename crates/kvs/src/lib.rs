@@ -21,13 +21,14 @@
 //!
 //! - [`store`](Store): the `Store` trait, the contract every backend keeps,
 //!   and [`StoreFuture`], the future its methods return;
-//! - [`generic`]: operations built from other calls, which a backend uses
-//!   on purpose where its engine has nothing better;
 //! - [`error`](Error): the one error type;
 //! - [`config`](Config): configuration files and Go-style durations;
-//! - [`key`]: key and namespace rules and the encodings every backend shares;
-//! - [`expiry`]: deadlines, the liveness rule, and the injectable clock;
-//! - `backend/`: one module per engine;
+//! - [`expiry`]: the injectable clock and the longest TTL;
+//! - `backend/`: one module per engine, a folder per concern inside the
+//!   larger ones;
+//! - [`raw`]: for backend and layer authors only — key encodings, deadline
+//!   arithmetic, the filter's syntax tree and the generic loops (crate-private
+//!   modules `key`, `deadline`, `filter`, `generic`), less stable than the rest;
 //! - `testkit` (feature `testkit`): the conformance suite every backend runs.
 //!
 //! # Feature flags
@@ -49,15 +50,17 @@
 
 mod backend;
 mod config;
+mod deadline;
 mod document;
 mod duration;
 mod error;
 pub mod expiry;
-pub mod filter;
+mod filter;
 mod forward;
 mod future;
-pub mod generic;
-pub mod key;
+mod generic;
+mod key;
+pub mod raw;
 #[cfg_attr(not(any(feature = "sqlite", feature = "leveldb")), allow(dead_code))]
 mod registry;
 mod store;
@@ -85,6 +88,7 @@ pub use document::{Document, DocumentStore, MAX_COLLECTION_LEN, MAX_ID_LEN};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};
 pub use future::{KeyStream, StoreFuture};
+pub use key::{DEFAULT_NAMESPACE, MAX_KEY_LEN, MAX_NAMESPACE_LEN};
 pub use store::Store;
 
 /// Re-exported so that users name the same `Bytes` type the trait returns.

@@ -2,7 +2,7 @@
 //!
 //! The future its methods return lives in `future.rs`, the forwarding
 //! impls (`Arc`, `Box`, wrappers) in `forward.rs`, and the loops a backend
-//! may build an operation from in [`generic`](crate::generic).
+//! may build an operation from in [`raw`](crate::raw).
 
 use crate::{KeyStream, StoreFuture};
 use bytes::Bytes;
@@ -16,7 +16,7 @@ use std::time::Duration;
 /// `kvs::testkit` checks each point below on each backend.
 ///
 /// - **Keys** are non-empty UTF-8 strings of at most
-///   [`MAX_KEY_LEN`](crate::key::MAX_KEY_LEN) bytes, else
+///   [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes, else
 ///   [`Error::InvalidKey`](crate::Error::InvalidKey). They are matched byte
 ///   for byte: `*`, `?`, `[`, `%`, `_`, `\` and `:` are ordinary characters,
 ///   and case matters.
@@ -45,7 +45,7 @@ use std::time::Duration;
 /// quietly loops over single-key calls. (object_store's trait docs give the
 /// reason: defaults drift out of step with the backends.) A backend with
 /// no native form of an operation builds it from one of the loops in
-/// [`generic`](crate::generic), on purpose and visibly.
+/// [`raw`](crate::raw), on purpose and visibly.
 ///
 /// Only [`persist`](Store::persist), [`scan`](Store::scan) and
 /// [`clear`](Store::clear) are provided, because each is exactly other
@@ -253,7 +253,7 @@ pub trait Store: Send + Sync {
     ///
     /// A counter is read as Redis's `INCRBY` reads it, on every backend: an
     /// optional `-` and ASCII digits, with no `+`, no leading zero, no `-0`
-    /// and no spaces (see [`generic::parse_counter`](crate::generic::parse_counter)).
+    /// and no spaces (see [`raw::parse_counter`](crate::raw::parse_counter)).
     /// Any other value, or an overflow, is
     /// [`Error::InvalidValue`](crate::Error::InvalidValue) and changes nothing.
     fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64>;

@@ -70,12 +70,12 @@ async fn redis_cli_reads_and_writes_the_documented_key_form() {
         );
         String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
     };
-    let key = kvs::key::encode_key(&namespace, "user:1");
+    let key = kvs::raw::encode_key(&namespace, "user:1");
     assert_eq!(key, format!("{namespace}:user:1"), "the documented form");
     assert_eq!(redis_cli(&["GET", &key]), "ada");
     redis_cli(&[
         "SET",
-        &kvs::key::encode_key(&namespace, "from-cli"),
+        &kvs::raw::encode_key(&namespace, "from-cli"),
         "hello",
     ]);
     assert_eq!(&store.get("from-cli").await.expect("get")[..], b"hello");

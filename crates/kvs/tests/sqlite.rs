@@ -166,3 +166,41 @@ async fn a_locked_database_is_a_temporary_error() {
     store.set("k", b"after", None).await.unwrap();
     assert_eq!(&store.get("k").await.unwrap()[..], b"after");
 }
+
+/// A write of several statements that fails partway (here a trigger,
+/// standing in for a full disk or an I/O error on one row) leaves nothing
+/// behind: the rows it wrote before the failure are undone, not
+/// committed, and the store goes on working.
+#[tokio::test]
+async fn a_batch_write_that_fails_partway_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    let store = SqliteStore::open("ns", config.clone()).await.unwrap();
+    store.set("kept", b"old", None).await.unwrap();
+    store.set("guard", b"g", None).await.unwrap();
+
+    let other = rusqlite::Connection::open(&config.path).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER refuse_insert BEFORE INSERT ON kvs WHEN NEW.key = 'bad' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;
+             CREATE TRIGGER refuse_delete BEFORE DELETE ON kvs WHEN OLD.key = 'guard' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+
+    let entries: &[(&str, &[u8])] = &[("kept", b"new"), ("fresh", b"1"), ("bad", b"2")];
+    let err = store.set_many(entries, None).await.unwrap_err();
+    assert!(err.to_string().contains("refused by the test"), "{err}");
+    assert_eq!(&store.get("kept").await.unwrap()[..], b"old");
+    assert!(matches!(store.get("fresh").await, Err(Error::NotFound)));
+
+    let err = store.delete_many(&["kept", "guard"]).await.unwrap_err();
+    assert!(err.to_string().contains("refused by the test"), "{err}");
+    assert_eq!(&store.get("kept").await.unwrap()[..], b"old");
+
+    drop(other);
+    store.set("after", b"ok", None).await.unwrap();
+    assert_eq!(store.list("").await.unwrap(), ["after", "guard", "kept"]);
+    store.close().await.unwrap();
+}

@@ -42,7 +42,7 @@ impl RawDynamoDb {
         RawDynamoDb {
             client: Client::new(&sdk.load().await),
             table: config.table_name.clone(),
-            pk: AttributeValue::S(kvs::key::escape_namespace(RAW_NAMESPACE)),
+            pk: AttributeValue::S(kvs::raw::escape_namespace(RAW_NAMESPACE)),
             loader,
         }
     }

@@ -14,7 +14,8 @@
 //! (SQLite alone would order any text after any number, making `"25"`
 //! greater than `30`).
 
-use super::{SqliteStore, Write};
+use super::writes::Write;
+use super::SqliteStore;
 use crate::document::{from_millis, now, validate, Document, DocumentStore};
 use crate::filter::{Filter, Test};
 use crate::future::check;
@@ -180,6 +181,58 @@ fn equals(
     }
 }
 
+/// `put`: upserts a document; `now` becomes `updated_at` (and
+/// `created_at` of a new one).
+struct PutDoc {
+    collection: String,
+    id: String,
+    body: String,
+    now: i64,
+}
+
+impl Write for PutDoc {
+    type Output = ();
+    const SINGLE_STATEMENT: bool = true;
+
+    fn apply(&self, conn: &rusqlite::Connection, namespace: &str) -> rusqlite::Result<Result<()>> {
+        // One statement keeps `created_at` and moves `updated_at` forward
+        // atomically, whoever else writes the document.
+        conn.prepare_cached(
+            "INSERT INTO kvs_docs (namespace, collection, id, body, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
+             ON CONFLICT (namespace, collection, id) DO UPDATE SET body = excluded.body, \
+             updated_at = max(excluded.updated_at, kvs_docs.updated_at + 1)",
+        )?
+        .execute(params![
+            namespace,
+            self.collection,
+            self.id,
+            self.body,
+            self.now
+        ])?;
+        Ok(Ok(()))
+    }
+}
+
+/// `delete_doc`.
+struct DeleteDoc {
+    collection: String,
+    id: String,
+}
+
+impl Write for DeleteDoc {
+    type Output = ();
+    const SINGLE_STATEMENT: bool = true;
+
+    fn apply(&self, conn: &rusqlite::Connection, namespace: &str) -> rusqlite::Result<Result<()>> {
+        conn.prepare_cached(
+            "DELETE FROM kvs_docs WHERE namespace = ?1 AND collection = ?2 AND id = ?3",
+        )?
+        .execute(params![namespace, self.collection, self.id])?;
+        Ok(Ok(()))
+    }
+}
+
 impl DocumentStore for SqliteStore {
     fn put<'a>(&'a self, collection: &'a str, doc: Document) -> StoreFuture<'a, ()> {
         check!(validate(collection, Some(&doc.id)));
@@ -195,7 +248,7 @@ impl DocumentStore for SqliteStore {
             }
         };
         let now = now(self.clock.as_ref()).timestamp_millis();
-        self.write(Write::PutDoc {
+        self.write(PutDoc {
             collection: collection.to_owned(),
             id: doc.id,
             body,
@@ -277,7 +330,7 @@ impl DocumentStore for SqliteStore {
 
     fn delete_doc<'a>(&'a self, collection: &'a str, id: &'a str) -> StoreFuture<'a, ()> {
         check!(validate(collection, Some(id)));
-        self.write(Write::DeleteDoc {
+        self.write(DeleteDoc {
             collection: collection.to_owned(),
             id: id.to_owned(),
         })

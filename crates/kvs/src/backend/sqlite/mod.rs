@@ -51,15 +51,20 @@
 //!   connection commits every write queued so far in one transaction (group
 //!   commit, by flat combining): with `sync_writes: true`, many tasks
 //!   writing at once share each `fsync`, while a lone write costs no more
-//!   than a direct call — no thread to hand over to and wake.
+//!   than a direct call — no thread to hand over to and wake (`writer.rs`;
+//!   each write is a type of its own in `writes.rs`, with its SQL and the
+//!   type of its answer). A write of several statements runs under a
+//!   savepoint, so one that fails partway leaves nothing behind while the
+//!   rest of its batch commits.
 //! - **The expiry sweep** runs on a thread of its own, every
-//!   `cleanup_interval`, on the same write connection.
+//!   `cleanup_interval`, on the same write connection (`sweeper.rs`).
 //! - **Reads** run on tokio's blocking pool, each on a connection from a
-//!   small pool. In WAL mode readers never wait for the writer.
+//!   small pool (`read_pool.rs`). In WAL mode readers never wait for the
+//!   writer.
 //!
 //! Stores opened on the same file in one process share the write
-//! connection, the sweep and the read pool; the file is closed when the
-//! last of them is closed.
+//! connection, the sweep and the read pool (`database.rs`); the file is
+//! closed when the last of them is closed.
 //!
 //! # Durability
 //!
@@ -68,28 +73,30 @@
 //! killed; with `sync_writes: true` (`synchronous=FULL`) it also survives a
 //! power loss, because each commit is `fsync`ed before it is acknowledged.
 
+mod database;
+mod documents;
+mod read_pool;
+mod schema;
+mod sweeper;
+mod writer;
+mod writes;
+
 use crate::config::SqliteConfig;
-use crate::expiry::{check_ttl, deadline_ms, remaining, Clock, SystemClock, NEVER};
+use crate::deadline::{check_batch_ttl, check_ttl, deadline_ms, remaining, NEVER};
+use crate::expiry::{Clock, SystemClock};
 use crate::future::check;
-use crate::generic::next_counter;
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
-use crate::registry::{absolute, Registry};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use database::Database;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::oneshot;
-
-mod documents;
+use writes::{CompareAndSwap, Delete, DeleteMany, DeletePrefix, Expire, Increment, Set, SetMany};
 
 const BACKEND: &str = "sqlite";
-/// The schema version in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
 /// SQLite's default limit on a string or blob (SQLITE_MAX_LENGTH), less room
 /// for the row's other columns.
 const MAX_VALUE_LEN: usize = 1_000_000_000 - 4096;
@@ -99,13 +106,6 @@ const LIST_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 A
 /// How many keys [`LIST_SQL`] returns.
 const COUNT_SQL: &str = "SELECT count(*) FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
      AND (expires_at IS NULL OR expires_at >= ?4)";
-/// Stores ?3 under key ?2 of namespace ?1 with deadline ?4.
-///
-/// Not `INSERT OR REPLACE`: on this table (a partial index on
-/// `expires_at`, values past the page) it ran at 0.3–0.6× this upsert on
-/// single sets, measured.
-const UPSERT_SQL: &str = "INSERT INTO kvs (namespace, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
-     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
 /// A page of [`LIST_SQL`] from its start: at most ?5 keys.
 const FIRST_PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
      AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key LIMIT ?5";
@@ -114,14 +114,6 @@ const FIRST_PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >
 /// planner start every page at the prefix, making a full scan quadratic.)
 const NEXT_PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key > ?2 AND key < ?3 \
      AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key LIMIT ?5";
-/// Writes committed in one transaction at most.
-const MAX_BATCH: usize = 1024;
-/// Expired rows deleted per sweep statement, so writes can interleave.
-const SWEEP_BATCH: usize = 1000;
-/// Read connections per database: the most reads that run at once.
-const READ_SLOTS: usize = 4;
-/// How long a connection waits for a lock held by another process.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A store in a SQLite database file.
 ///
@@ -147,153 +139,6 @@ pub struct SqliteStore {
     /// so an operation racing with `close` either has it and completes, or
     /// finds `None` and returns `Closed`.
     database: Mutex<Option<Arc<Database>>>,
-}
-
-/// One open database file, shared by every store opened on it.
-struct Database {
-    path: PathBuf,
-    /// The only write connection. Its holder commits `queued`.
-    writer: Mutex<Connection>,
-    /// Writes waiting for the holder of `writer`, in the order they came.
-    queued: Mutex<Vec<Command>>,
-    /// Dropping it stops the sweep thread.
-    stop_sweeps: Mutex<Option<mpsc::Sender<()>>>,
-    sweeper: Mutex<Option<JoinHandle<()>>>,
-    /// The read connections. At most `READ_SLOTS` are ever open: a read
-    /// that finds none idle waits, on its blocking-pool thread, for the
-    /// next one given back (`reader_free`) rather than opening one more
-    /// (parsing the schema) to drop after. Waiting there, not on an async
-    /// semaphore before `spawn_blocking`, hands a freed connection straight
-    /// to a thread that is ready to use it: under 64 tasks the async
-    /// hand-over (wake the task, then spawn) left connections idle and
-    /// halved read throughput.
-    readers: Mutex<ReadPool>,
-    reader_free: Condvar,
-}
-
-/// The read connections of a [`Database`].
-#[derive(Default)]
-struct ReadPool {
-    idle: Vec<Connection>,
-    /// Idle and in use.
-    open: usize,
-}
-
-/// A read connection, given back to the pool when dropped (also when the
-/// read panicked: the connection holds no state of the read).
-struct Reader<'a> {
-    database: &'a Database,
-    /// `Some` until dropped.
-    conn: Option<Connection>,
-}
-
-impl std::ops::Deref for Reader<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        // Invariant: `conn` is `Some` from creation until `drop`.
-        self.conn.as_ref().unwrap_or_else(|| unreachable!())
-    }
-}
-
-impl Drop for Reader<'_> {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.database.readers.lock().idle.push(conn);
-            self.database.reader_free.notify_one();
-        }
-    }
-}
-
-/// The database files open in this process.
-static OPEN: Registry<Database> = Registry::new();
-
-enum Write {
-    Set {
-        key: String,
-        value: Vec<u8>,
-        expires_at: Option<i64>,
-    },
-    Delete {
-        key: String,
-    },
-    /// Upsert a document; `now` becomes `updated_at` (and `created_at` of a
-    /// new one).
-    PutDoc {
-        collection: String,
-        id: String,
-        body: String,
-        now: i64,
-    },
-    DeleteDoc {
-        collection: String,
-        id: String,
-    },
-    SetMany {
-        entries: Vec<(String, Vec<u8>)>,
-        expires_at: Option<i64>,
-    },
-    /// Answers with the number of live keys deleted.
-    DeleteMany {
-        keys: Vec<String>,
-        now: i64,
-    },
-    /// Answers with whether it swapped; `expected: None` means "absent".
-    CompareAndSwap {
-        key: String,
-        expected: Option<Vec<u8>>,
-        value: Vec<u8>,
-        expires_at: Option<i64>,
-        now: i64,
-    },
-    /// Answers with the new value.
-    Increment {
-        key: String,
-        delta: i64,
-        now: i64,
-    },
-    /// `NotFound` unless the key is live.
-    Expire {
-        key: String,
-        expires_at: Option<i64>,
-        now: i64,
-    },
-    /// Answers with the number of live keys deleted.
-    DeletePrefix {
-        start: String,
-        end: rusqlite::types::Value,
-        now: i64,
-    },
-}
-
-impl Write {
-    /// Whether the write is one statement, which needs no transaction of
-    /// its own to be atomic.
-    fn is_single_statement(&self) -> bool {
-        matches!(
-            self,
-            Write::Set { .. }
-                | Write::Delete { .. }
-                | Write::PutDoc { .. }
-                | Write::DeleteDoc { .. }
-                | Write::CompareAndSwap { .. }
-                | Write::Expire { .. }
-        )
-    }
-}
-
-/// What a write answers.
-enum Outcome {
-    Done,
-    Flag(bool),
-    Count(usize),
-    Number(i64),
-}
-
-struct Command {
-    namespace: Arc<str>,
-    write: Write,
-    done: oneshot::Sender<Result<Outcome>>,
 }
 
 impl SqliteStore {
@@ -373,50 +218,6 @@ impl SqliteStore {
             .await
         })
     }
-
-    fn write<'a>(&'a self, write: Write) -> StoreFuture<'a, ()> {
-        self.write_for(write, |outcome| {
-            matches!(outcome, Outcome::Done).then_some(())
-        })
-    }
-
-    /// Queues `write` for the next commit (flat combining: whichever
-    /// blocking task holds the write connection commits every queued write
-    /// in one transaction; see `Database::commit_queued`); `unpack` reads
-    /// its answer.
-    fn write_for<'a, T: Send + 'static>(
-        &'a self,
-        write: Write,
-        unpack: fn(Outcome) -> Option<T>,
-    ) -> StoreFuture<'a, T> {
-        let database = match self.database() {
-            Ok(db) => db,
-            Err(e) => return StoreFuture::ready(Err(e)),
-        };
-        let (done, result) = oneshot::channel();
-        let command = Command {
-            namespace: Arc::clone(&self.namespace),
-            write,
-            done,
-        };
-        StoreFuture::boxed(async move {
-            database.queued.lock().push(command);
-            // This task commits whatever is queued when it gets the write
-            // connection, which may be nothing if an earlier holder already
-            // committed our write with its own.
-            tokio::task::spawn_blocking(move || database.commit_queued());
-            // A queued write is dropped unanswered only if its commit task
-            // could not run (the runtime is shutting down).
-            let outcome = result.await.unwrap_or(Err(Error::Closed))?;
-            unpack(outcome).ok_or_else(|| {
-                Error::backend(
-                    BACKEND,
-                    "writing",
-                    "the writer answered with the wrong kind of result",
-                )
-            })
-        })
-    }
 }
 
 impl Store for SqliteStore {
@@ -448,7 +249,7 @@ impl Store for SqliteStore {
         check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| check_size(key, value)));
         let expires_at = to_sql_time(deadline_ms(self.clock.now_ms(), ttl));
-        self.write(Write::Set {
+        self.write(Set {
             key: key.to_owned(),
             value: value.to_vec(),
             expires_at,
@@ -457,7 +258,7 @@ impl Store for SqliteStore {
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         check!(validate_key(key));
-        self.write(Write::Delete {
+        self.write(Delete {
             key: key.to_owned(),
         })
     }
@@ -543,9 +344,7 @@ impl Store for SqliteStore {
         entries: &'a [(&'a str, &'a [u8])],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        check!(entries
-            .first()
-            .map_or(Ok(()), |(key, _)| check_ttl(key, ttl)));
+        check!(check_batch_ttl(entries, ttl));
         for (key, value) in entries {
             check!(validate_key(key).and_then(|()| check_size(key, value)));
         }
@@ -554,7 +353,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
             .collect();
-        self.write(Write::SetMany {
+        self.write(SetMany {
             entries,
             expires_at,
         })
@@ -563,13 +362,10 @@ impl Store for SqliteStore {
     fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
         check!(keys.iter().try_for_each(|k| validate_key(k)));
         let keys = keys.iter().map(|k| (*k).to_owned()).collect();
-        self.write_for(
-            Write::DeleteMany {
-                keys,
-                now: self.now(),
-            },
-            count,
-        )
+        self.write(DeleteMany {
+            keys,
+            now: self.now(),
+        })
     }
 
     fn set_if_absent<'a>(
@@ -591,36 +387,30 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, bool> {
         check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| check_size(key, new)));
-        let write = Write::CompareAndSwap {
+        let write = CompareAndSwap {
             key: key.to_owned(),
             expected: expected.map(<[u8]>::to_vec),
             value: new.to_vec(),
             expires_at: to_sql_time(deadline_ms(self.clock.now_ms(), ttl)),
             now: self.now(),
         };
-        self.write_for(write, |o| match o {
-            Outcome::Flag(b) => Some(b),
-            _ => None,
-        })
+        self.write(write)
     }
 
     fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
         check!(validate_key(key));
-        let write = Write::Increment {
+        let write = Increment {
             key: key.to_owned(),
             delta,
             now: self.now(),
         };
-        self.write_for(write, |o| match o {
-            Outcome::Number(n) => Some(n),
-            _ => None,
-        })
+        self.write(write)
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
         check!(check_ttl(key, Some(ttl)));
         check!(validate_key(key));
-        let write = Write::Expire {
+        let write = Expire {
             key: key.to_owned(),
             expires_at: to_sql_time(deadline_ms(self.clock.now_ms(), Some(ttl))),
             now: self.now(),
@@ -659,12 +449,12 @@ impl Store for SqliteStore {
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
         check!(validate_prefix(prefix));
-        let write = Write::DeletePrefix {
+        let write = DeletePrefix {
             start: prefix.to_owned(),
             end: upper_bound(prefix),
             now: self.now(),
         };
-        self.write_for(write, count)
+        self.write(write)
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {
@@ -707,20 +497,13 @@ fn upper_bound(prefix: &str) -> rusqlite::types::Value {
     }
 }
 
-fn count(outcome: Outcome) -> Option<usize> {
-    match outcome {
-        Outcome::Count(n) => Some(n),
-        _ => None,
-    }
-}
-
 /// `ValueTooLarge` for a value SQLite cannot hold.
 fn check_size(key: &str, value: &[u8]) -> Result<()> {
     Error::check_value_size(BACKEND, key, value.len(), MAX_VALUE_LEN)
 }
 
 /// Milliseconds as SQLite's `INTEGER`, `None` (NULL) for never.
-fn to_sql_time(ms: u64) -> Option<i64> {
+pub(super) fn to_sql_time(ms: u64) -> Option<i64> {
     if ms == NEVER {
         return None;
     }
@@ -738,492 +521,15 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-impl Database {
-    /// The database at `config.path`, shared with other stores of this process.
-    fn open_shared(config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
-        if config.path.as_os_str().is_empty() {
-            return Err(Error::config("sqlite.path is empty; name a database file"));
-        }
-        let path = absolute(&config.path, "sqlite path")?;
-        if path.file_name().is_none() {
-            return Err(Error::config(format!(
-                "sqlite path {} does not name a file",
-                path.display()
-            )));
-        }
-        OPEN.get_or_open(&path, |path| {
-            Database::open(path.to_path_buf(), config, clock)
-        })
-    }
-
-    fn open(path: PathBuf, config: &SqliteConfig, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
-        // Checked here, under the registry's lock, so a store of this
-        // process that is creating the file meanwhile is found instead.
-        if !config.create_if_missing && !path.exists() {
-            return Err(Error::NoStore { path });
-        }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::backend(
-                    BACKEND,
-                    format!("creating the directory {}", parent.display()),
-                    e,
-                )
-            })?;
-        }
-        let conn = connect(&path)?;
-        let synchronous = if config.sync_writes { "FULL" } else { "NORMAL" };
-        let setup = format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};");
-        conn.execute_batch(&setup)
-            .map_err(|e| sqlite_error(&path, "setting up", e))?;
-        create_schema(&conn, &path)?;
-        let database = Arc::new(Database {
-            path,
-            writer: Mutex::new(conn),
-            queued: Mutex::new(Vec::new()),
-            stop_sweeps: Mutex::new(None),
-            sweeper: Mutex::new(None),
-            readers: Mutex::new(ReadPool::default()),
-            reader_free: Condvar::new(),
-        });
-        let interval = config.cleanup_interval;
-        if !interval.is_zero() {
-            let (stop, stopped) = mpsc::channel();
-            // The thread holds only a weak reference: the database closes
-            // when its last store does, and the thread then ends.
-            let weak = Arc::downgrade(&database);
-            let sweeper = std::thread::Builder::new()
-                .name("kvs-sqlite-sweep".into())
-                .spawn(move || sweep_loop(&weak, &stopped, interval, clock.as_ref()))
-                .map_err(|e| Error::backend(BACKEND, "starting the sweep thread", e))?;
-            *database.stop_sweeps.lock() = Some(stop);
-            *database.sweeper.lock() = Some(sweeper);
-        }
-        Ok(database)
-    }
-
-    /// Commits every queued write, in batches of at most `MAX_BATCH`, on
-    /// the write connection. Runs on the blocking pool.
-    fn commit_queued(&self) {
-        let conn = self.writer.lock();
-        loop {
-            let batch: Vec<Command> = {
-                let mut queued = self.queued.lock();
-                let take = queued.len().min(MAX_BATCH);
-                queued.drain(..take).collect()
-            };
-            if batch.is_empty() {
-                return;
-            }
-            commit(&conn, &self.path, batch);
-        }
-    }
-
-    /// A read connection: an idle one, a new one while fewer than
-    /// `READ_SLOTS` are open, or else the next one given back. Blocks, so
-    /// it runs on the blocking pool.
-    fn reader(&self) -> Result<Reader<'_>> {
-        let mut pool = self.readers.lock();
-        loop {
-            if let Some(conn) = pool.idle.pop() {
-                return Ok(Reader {
-                    database: self,
-                    conn: Some(conn),
-                });
-            }
-            if pool.open < READ_SLOTS {
-                pool.open += 1;
-                drop(pool);
-                return match connect(&self.path) {
-                    Ok(conn) => Ok(Reader {
-                        database: self,
-                        conn: Some(conn),
-                    }),
-                    Err(e) => {
-                        // Another read may succeed where this one failed.
-                        self.readers.lock().open -= 1;
-                        self.reader_free.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            self.reader_free.wait(&mut pool);
-        }
-    }
-
-    fn error(&self, what: &str, e: rusqlite::Error) -> Error {
-        sqlite_error(&self.path, what, e)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        // Every write has been answered: each in-flight write holds the
-        // database. Stopping the sweep is all that is left.
-        drop(self.stop_sweeps.lock().take());
-        if let Some(sweeper) = self.sweeper.lock().take() {
-            // The last reference may be the sweep's own, taken for a sweep.
-            if sweeper.thread().id() != std::thread::current().id() && sweeper.join().is_err() {
-                tracing::error!(path = %self.path.display(), "kvs sqlite sweep thread panicked");
-            }
-        }
-        self.readers.lock().idle.clear();
-    }
-}
-
-fn connect(path: &Path) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn =
-        Connection::open_with_flags(path, flags).map_err(|e| sqlite_error(path, "opening", e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| sqlite_error(path, "configuring", e))?;
-    // The query planner's stability guarantee: a statement keeps its plan
-    // whatever values are bound. Without it, SQLite (built with STAT4, as
-    // rusqlite's bundled build is) marks a range on the second column of
-    // the (namespace, key) primary key as depending on the bound values,
-    // and the statement cache's clear-bindings then forces a full
-    // re-prepare of every list, count and page query on each use: 8.5 µs
-    // instead of 1.7 µs per 100-key listing, measured. Every statement
-    // here has one right plan (the primary key, or the expiry index).
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-        true,
-    )
-    .map_err(|e| sqlite_error(path, "configuring", e))?;
-    Ok(conn)
-}
-
-fn create_schema(conn: &Connection, path: &Path) -> Result<()> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(|e| sqlite_error(path, "reading the schema version of", e))?;
-    if version > SCHEMA_VERSION {
-        return Err(Error::backend(
-            BACKEND,
-            format!("opening {}", path.display()),
-            format!("its kvs schema version is {version}, newer than this kvs understands ({SCHEMA_VERSION}); upgrade kvs"),
-        ));
-    }
-    if version == SCHEMA_VERSION {
-        return Ok(());
-    }
-    // IMMEDIATE takes the write lock at once (waiting up to the busy
-    // timeout), so two processes creating the schema together take turns
-    // instead of one failing with "database is locked".
-    conn.execute_batch(
-        "BEGIN IMMEDIATE;
-         CREATE TABLE IF NOT EXISTS kvs (
-             namespace  TEXT    NOT NULL,
-             key        TEXT    NOT NULL,
-             value      BLOB    NOT NULL,
-             expires_at INTEGER,
-             PRIMARY KEY (namespace, key)
-         ) WITHOUT ROWID;
-         CREATE INDEX IF NOT EXISTS kvs_expiry ON kvs (expires_at) WHERE expires_at IS NOT NULL;
-         CREATE TABLE IF NOT EXISTS kvs_docs (
-             namespace  TEXT    NOT NULL,
-             collection TEXT    NOT NULL,
-             id         TEXT    NOT NULL,
-             body       TEXT    NOT NULL,
-             created_at INTEGER NOT NULL,
-             updated_at INTEGER NOT NULL,
-             PRIMARY KEY (namespace, collection, id)
-         ) WITHOUT ROWID;
-         PRAGMA user_version = 1;
-         COMMIT;",
-    )
-    .map_err(|e| sqlite_error(path, "creating the schema in", e))
-}
-
-/// The one mapping of SQLite's errors: a busy or locked database (another
-/// connection or process holds the lock past the busy timeout) is worth
-/// retrying; anything else is not.
-fn sqlite_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
-    let temporary = is_busy(&e);
-    Error::backend(BACKEND, format!("{what} {}", path.display()), e).temporary_if(temporary)
-}
-
-/// Whether `e` says the database is busy or locked.
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
-}
-
-/// Sweeps expired rows every `interval` until told to stop (or the
-/// database is gone).
-fn sweep_loop(
-    database: &std::sync::Weak<Database>,
-    stopped: &mpsc::Receiver<()>,
-    interval: Duration,
-    clock: &dyn Clock,
-) {
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-        let Some(database) = database.upgrade() else {
-            return;
-        };
-        let conn = database.writer.lock();
-        if let Err(e) = sweep(&conn, clock.now_ms()) {
-            tracing::warn!(path = %database.path.display(), error = %e, "kvs sqlite expiry sweep failed");
-        }
-    }
-}
-
-/// Applies `batch` in one transaction and answers each command.
-///
-/// A statement that fails has no effect and fails only its own command;
-/// if the commit fails, every command fails.
-fn commit(conn: &Connection, path: &Path, mut batch: Vec<Command>) {
-    // A lone one-statement write is its own transaction: no BEGIN/COMMIT
-    // round. Anything else runs in one IMMEDIATE transaction, which makes
-    // read-modify-write operations atomic across processes too.
-    if batch.len() == 1 && batch[0].write.is_single_statement() {
-        if let Some(command) = batch.pop() {
-            let result = apply(conn, path, &command.namespace, &command.write);
-            let _ = command.done.send(result);
-        }
-        return;
-    }
-    let statement = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-    if let Err(e) = statement("BEGIN IMMEDIATE") {
-        fail_all(
-            path,
-            "starting a write to",
-            e,
-            batch.into_iter().map(|c| c.done),
-        );
-        return;
-    }
-    let results: Vec<(oneshot::Sender<Result<Outcome>>, Result<Outcome>)> = batch
-        .into_iter()
-        .map(|command| {
-            let result = apply(conn, path, &command.namespace, &command.write);
-            (command.done, result)
-        })
-        .collect();
-    match statement("COMMIT") {
-        Ok(_) => {
-            for (done, result) in results {
-                let _ = done.send(result);
-            }
-        }
-        Err(e) => {
-            let _ = statement("ROLLBACK");
-            fail_all(
-                path,
-                "committing to",
-                e,
-                results.into_iter().map(|(done, _)| done),
-            );
-        }
-    }
-}
-
-/// Answers every waiting write with the same failure (one source, shared).
-fn fail_all(
-    path: &Path,
-    what: &str,
-    e: rusqlite::Error,
-    waiting: impl Iterator<Item = oneshot::Sender<Result<Outcome>>>,
-) {
-    let temporary = is_busy(&e);
-    let source = Arc::new(e);
-    for done in waiting {
-        let error = Error::backend(
-            BACKEND,
-            format!("{what} {}", path.display()),
-            Arc::clone(&source),
-        );
-        let _ = done.send(Err(error.temporary_if(temporary)));
-    }
-}
-
-/// Performs one write; a failed one changes nothing.
-fn apply(conn: &Connection, path: &Path, namespace: &str, write: &Write) -> Result<Outcome> {
-    apply_sql(conn, namespace, write)
-        .map_err(|e| sqlite_error(path, "writing to", e))
-        .and_then(|outcome| outcome)
-}
-
-/// The SQL of [`apply`]; the inner result carries the refusals that are
-/// not SQLite's (a missing key, a value that is not a counter).
-fn apply_sql(
-    conn: &Connection,
-    namespace: &str,
-    write: &Write,
-) -> rusqlite::Result<Result<Outcome>> {
-    match write {
-        Write::Set {
-            key,
-            value,
-            expires_at,
-        } => {
-            conn.prepare_cached(UPSERT_SQL)?
-                .execute(params![namespace, key, value, expires_at])?;
-        }
-        Write::Delete { key } => {
-            conn.prepare_cached("DELETE FROM kvs WHERE namespace = ?1 AND key = ?2")?
-                .execute(params![namespace, key])?;
-        }
-        Write::PutDoc {
-            collection,
-            id,
-            body,
-            now,
-        } => {
-            // One statement keeps `created_at` and moves `updated_at`
-            // forward atomically, whoever else writes the document.
-            conn.prepare_cached(
-                "INSERT INTO kvs_docs (namespace, collection, id, body, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
-                 ON CONFLICT (namespace, collection, id) DO UPDATE SET body = excluded.body, \
-                 updated_at = max(excluded.updated_at, kvs_docs.updated_at + 1)",
-            )?
-            .execute(params![namespace, collection, id, body, now])?;
-        }
-        Write::DeleteDoc { collection, id } => {
-            conn.prepare_cached(
-                "DELETE FROM kvs_docs WHERE namespace = ?1 AND collection = ?2 AND id = ?3",
-            )?
-            .execute(params![namespace, collection, id])?;
-        }
-        Write::SetMany {
-            entries,
-            expires_at,
-        } => {
-            let mut upsert = conn.prepare_cached(UPSERT_SQL)?;
-            for (key, value) in entries {
-                upsert.execute(params![namespace, key, value, expires_at])?;
-            }
-        }
-        Write::DeleteMany { keys, now } => {
-            let mut seen = std::collections::HashSet::new();
-            let mut deleted = 0;
-            for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
-                deleted += conn
-                    .prepare_cached(
-                        "DELETE FROM kvs WHERE namespace = ?1 AND key = ?2 \
-                         AND (expires_at IS NULL OR expires_at >= ?3)",
-                    )?
-                    .execute(params![namespace, key, now])?;
-                // An expired leftover goes too, uncounted.
-                conn.prepare_cached("DELETE FROM kvs WHERE namespace = ?1 AND key = ?2")?
-                    .execute(params![namespace, key])?;
-            }
-            return Ok(Ok(Outcome::Count(deleted)));
-        }
-        Write::CompareAndSwap {
-            key,
-            expected: None,
-            value,
-            expires_at,
-            now,
-        } => {
-            // Inserts, or replaces an expired row; a live row stays.
-            let changed = conn
-                .prepare_cached(
-                    "INSERT INTO kvs (namespace, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (namespace, key) DO UPDATE \
-                     SET value = excluded.value, expires_at = excluded.expires_at \
-                     WHERE kvs.expires_at IS NOT NULL AND kvs.expires_at < ?5",
-                )?
-                .execute(params![namespace, key, value, expires_at, now])?;
-            return Ok(Ok(Outcome::Flag(changed == 1)));
-        }
-        Write::CompareAndSwap {
-            key,
-            expected: Some(expected),
-            value,
-            expires_at,
-            now,
-        } => {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE kvs SET value = ?3, expires_at = ?4 \
-                     WHERE namespace = ?1 AND key = ?2 AND value = ?5 \
-                     AND (expires_at IS NULL OR expires_at >= ?6)",
-                )?
-                .execute(params![namespace, key, value, expires_at, expected, now])?;
-            return Ok(Ok(Outcome::Flag(changed == 1)));
-        }
-        Write::Increment { key, delta, now } => {
-            let current: Option<(Vec<u8>, Option<i64>)> = conn
-                .prepare_cached(
-                    "SELECT value, expires_at FROM kvs WHERE namespace = ?1 AND key = ?2 \
-                     AND (expires_at IS NULL OR expires_at >= ?3)",
-                )?
-                .query_row(params![namespace, key, now], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .optional()?;
-            let next = match next_counter(key, current.as_ref().map(|(v, _)| &v[..]), *delta) {
-                Ok(next) => next,
-                Err(e) => return Ok(Err(e)),
-            };
-            let expires_at = current.and_then(|(_, expires_at)| expires_at);
-            conn.prepare_cached(UPSERT_SQL)?.execute(params![
-                namespace,
-                key,
-                next.to_string().into_bytes(),
-                expires_at
-            ])?;
-            return Ok(Ok(Outcome::Number(next)));
-        }
-        Write::Expire {
-            key,
-            expires_at,
-            now,
-        } => {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE kvs SET expires_at = ?3 WHERE namespace = ?1 AND key = ?2 \
-                     AND (expires_at IS NULL OR expires_at >= ?4)",
-                )?
-                .execute(params![namespace, key, expires_at, now])?;
-            if changed == 0 {
-                return Ok(Err(Error::NotFound));
-            }
-        }
-        Write::DeletePrefix { start, end, now } => {
-            let deleted = conn
-                .prepare_cached(
-                    "DELETE FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
-                     AND (expires_at IS NULL OR expires_at >= ?4)",
-                )?
-                .execute(params![namespace, start, end, now])?;
-            conn.prepare_cached("DELETE FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3")?
-                .execute(params![namespace, start, end])?;
-            return Ok(Ok(Outcome::Count(deleted)));
-        }
-    }
-    Ok(Ok(Outcome::Done))
-}
-
-/// Deletes rows whose deadline has passed, in batches, through the
-/// `kvs_expiry` index; returns how many.
-fn sweep(conn: &Connection, now_ms: u64) -> rusqlite::Result<usize> {
-    let now = to_sql_time(now_ms).unwrap_or(i64::MAX);
-    let mut removed = 0;
-    loop {
-        let n = conn
-            .prepare_cached(
-                "DELETE FROM kvs WHERE (namespace, key) IN \
-                 (SELECT namespace, key FROM kvs WHERE expires_at < ?1 LIMIT ?2)",
-            )?
-            .execute(params![now, SWEEP_BATCH as i64])?;
-        removed += n;
-        if n < SWEEP_BATCH {
-            return Ok(removed);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::database::connect;
+    use super::read_pool::READ_SLOTS;
+    use super::schema::create_schema;
+    use super::sweeper::sweep;
+    use super::writes::Write;
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn sweep_uses_the_expiry_index() {
@@ -1352,16 +658,13 @@ mod tests {
         create_schema(&conn, Path::new(":memory:")).unwrap();
         for i in 0..2500 {
             let expires: Option<i64> = if i % 2 == 0 { Some(100) } else { None };
-            apply(
-                &conn,
-                Path::new(":memory:"),
-                "n",
-                &Write::Set {
-                    key: format!("k{i}"),
-                    value: vec![],
-                    expires_at: expires,
-                },
-            )
+            Set {
+                key: format!("k{i}"),
+                value: vec![],
+                expires_at: expires,
+            }
+            .apply(&conn, "n")
+            .unwrap()
             .unwrap();
         }
         assert_eq!(

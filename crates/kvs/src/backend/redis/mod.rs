@@ -2,7 +2,7 @@
 //!
 //! # Key form
 //!
-//! A key is stored under [`encode_key(namespace, key)`](crate::key::encode_key):
+//! A key is stored under [`encode_key(namespace, key)`](crate::raw::encode_key):
 //! namespace `sessions` and key `user:1` are the Redis key `sessions:user:1`
 //! (a `:` or `\` inside the namespace is escaped with `\`), so
 //! `redis-cli GET sessions:user:1` reads what kvs wrote, and the reverse.
@@ -26,37 +26,39 @@
 //! a dead or hung server gives `Error::Backend`, not a hang. (`fred` was the alternative; `redis` is the
 //! crate the issue names first, and one multiplexed connection already
 //! pipelines concurrent tasks.)
+//!
+//! # Files
+//!
+//! `connections.rs` (the pool, reconnecting, the one error mapping),
+//! `cluster.rs` (connecting to a cluster, finding its masters), `scan.rs`
+//! (listing by `SCAN`), `scripts.rs` (the Lua scripts).
+
+mod cluster;
+mod connections;
+mod scan;
+mod scripts;
 
 use crate::config::RedisConfig;
+use crate::deadline::{check_batch_ttl, check_ttl};
 use crate::document::{DocSpace, Documents};
-use crate::expiry::{check_ttl, Clock, SystemClock};
+use crate::expiry::{Clock, SystemClock};
 use crate::future::check;
 use crate::generic::last_of_each;
 use crate::key::{namespace_prefix, normalize_namespace, validate_key, validate_prefix};
 use crate::{DocumentStore, Error, KeyStream, Result, Store, StoreFuture};
 use bytes::Bytes;
+use connections::{redis_error, Conn, Connections};
 use parking_lot::Mutex;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
-use redis::{AsyncCommands, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use redis::{AsyncCommands, ErrorKind, RedisError};
+use scan::SCAN_COUNT;
+use scripts::CAS_SCRIPT;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 const BACKEND: &str = "redis";
-/// The `COUNT` hint of each `SCAN` step.
-const SCAN_COUNT: usize = 1000;
 /// Redis's largest string value.
 const MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
-
-/// Compare-and-swap: KEYS[1], ARGV = expected, new value, PX milliseconds (0 = none).
-const CAS_SCRIPT: &str = r#"
-local current = redis.call('GET', KEYS[1])
-if current == false or current ~= ARGV[1] then return 0 end
-if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])
-else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
-return 1
-"#;
 
 /// A store in a Redis server or a Redis Cluster.
 pub struct RedisStore {
@@ -68,51 +70,6 @@ pub struct RedisStore {
     conns: Mutex<Option<Connections>>,
     /// Which connection of the pool the next command takes.
     next: AtomicUsize,
-}
-
-/// The connections of one store.
-struct Connections {
-    /// `pool_size` connections, used in turn. Never empty.
-    pool: Arc<[Conn]>,
-    /// On a cluster, one connection per master: `SCAN` walks one node's
-    /// keys, so listing visits every master. Empty for a single server.
-    masters: Arc<[ConnectionManager]>,
-}
-
-/// A connection to a single server or to a cluster (which routes each
-/// command to the node that owns its key).
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
 }
 
 impl RedisStore {
@@ -155,88 +112,6 @@ impl RedisStore {
         Ok(Arc::new(Documents::new(keys, docs, clock)))
     }
 
-    async fn connect(prefix: String, config: &RedisConfig) -> Result<RedisStore> {
-        let pool_size = config.pool_size.max(1);
-        let mut conns = Vec::with_capacity(pool_size);
-        let masters = if config.cluster_nodes.is_empty() {
-            for _ in 0..pool_size {
-                conns.push(Conn::Single(single(&config.addr, config).await?));
-            }
-            Vec::new()
-        } else {
-            let nodes: Vec<String> = config
-                .cluster_nodes
-                .iter()
-                .map(|node| node_url(node, config, false))
-                .collect();
-            let client = redis::cluster::ClusterClient::builder(nodes)
-                .connection_timeout(config.connect_timeout)
-                .response_timeout(config.command_timeout)
-                .build()
-                .map_err(|e| {
-                    redis_error(
-                        format!("configuring a cluster client for {}", config.addr),
-                        e,
-                    )
-                })?;
-            let mut conn = client.get_async_connection().await.map_err(|e| {
-                redis_error(format!("connecting to the cluster at {}", config.addr), e)
-            })?;
-            let nodes: String = redis::cmd("CLUSTER")
-                .arg("NODES")
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| {
-                    redis_error(
-                        format!("listing the nodes of the cluster at {}", config.addr),
-                        e,
-                    )
-                })?;
-            let mut masters = Vec::new();
-            for addr in cluster_masters(&nodes) {
-                masters.push(single(&addr, config).await?);
-            }
-            conns.push(Conn::Cluster(conn));
-            for _ in 1..pool_size {
-                conns.push(Conn::Cluster(client.get_async_connection().await.map_err(
-                    |e| redis_error(format!("connecting to the cluster at {}", config.addr), e),
-                )?));
-            }
-            masters
-        };
-        Ok(RedisStore {
-            prefix,
-            addr: config.addr.clone(),
-            conns: Mutex::new(Some(Connections {
-                pool: conns.into(),
-                masters: masters.into(),
-            })),
-            next: AtomicUsize::new(0),
-        })
-    }
-
-    /// The next connection of the pool in turn.
-    fn conn(&self) -> Result<Conn> {
-        let conns = self.conns.lock();
-        Ok(self.next_of(conns.as_ref().ok_or(Error::Closed)?))
-    }
-
-    /// A connection of the pool and, on a cluster, one to each master,
-    /// taken under one hold of the lock.
-    fn conn_and_masters(&self) -> Result<(Conn, Arc<[ConnectionManager]>)> {
-        let conns = self.conns.lock();
-        let conns = conns.as_ref().ok_or(Error::Closed)?;
-        Ok((self.next_of(conns), Arc::clone(&conns.masters)))
-    }
-
-    /// The pool's connection whose turn it is.
-    fn next_of(&self, conns: &Connections) -> Conn {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        // The pool is never empty (at least one connection is made in
-        // `connect`), so the remainder is in range.
-        conns.pool[turn % conns.pool.len()].clone()
-    }
-
     fn key(&self, key: &str) -> String {
         let mut full = String::with_capacity(self.prefix.len() + key.len());
         full.push_str(&self.prefix);
@@ -247,96 +122,6 @@ impl RedisStore {
     fn error(&self, what: &str, e: RedisError) -> Error {
         redis_error(format!("{what} on {}", self.addr), e)
     }
-
-    /// Every live key starting with `prefix` (without the namespace), sorted.
-    async fn scan_keys(&self, prefix: &str) -> Result<Vec<String>> {
-        let pattern = format!("{}*", glob_escape(&self.key(prefix)));
-        let mut keys = Vec::new();
-        let (mut conn, masters) = self.conn_and_masters()?;
-        if masters.is_empty() {
-            self.scan_node(&mut conn, &pattern, &mut keys).await?;
-        } else {
-            for master in masters.iter() {
-                self.scan_node(&mut master.clone(), &pattern, &mut keys)
-                    .await?;
-            }
-        }
-        keys.sort_unstable();
-        keys.dedup();
-        Ok(keys)
-    }
-
-    /// Adds the keys of one node that match `pattern`, without the namespace.
-    async fn scan_node(
-        &self,
-        conn: &mut impl ConnectionLike,
-        pattern: &str,
-        keys: &mut Vec<String>,
-    ) -> Result<()> {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(conn)
-                .await
-                .map_err(|e| self.error("scanning keys", e))?;
-            keys.extend(
-                batch
-                    .into_iter()
-                    .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned)),
-            );
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
-}
-
-/// A reconnecting connection to the server at `addr`.
-async fn single(addr: &str, config: &RedisConfig) -> Result<ConnectionManager> {
-    let client = redis::Client::open(node_url(addr, config, true))
-        .map_err(|e| redis_error(format!("configuring a client for {addr}"), e))?;
-    let manager_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(Some(config.command_timeout))
-        .set_number_of_retries(2);
-    ConnectionManager::new_with_config(client, manager_config)
-        .await
-        .map_err(|e| redis_error(format!("connecting to {addr}"), e))
-}
-
-/// The one mapping of the `redis` crate's errors. Worth retrying: a
-/// timeout, a refused or dropped connection, other I/O failures, and what
-/// the server itself says to retry (`LOADING`, `BUSY`, `TRYAGAIN`,
-/// `CLUSTERDOWN`, `MASTERDOWN`, moved slots); not a wrong password, a bad
-/// command or a wrong type.
-fn redis_error(context: String, e: RedisError) -> Error {
-    use redis::RetryMethod;
-    let temporary = !matches!(e.kind(), ErrorKind::AuthenticationFailed)
-        && (e.is_timeout()
-            || e.is_connection_refusal()
-            || e.is_connection_dropped()
-            || !matches!(e.retry_method(), RetryMethod::NoRetry));
-    Error::backend(BACKEND, context, e).temporary_if(temporary)
-}
-
-/// The `host:port` of every master in `CLUSTER NODES` output.
-fn cluster_masters(nodes: &str) -> Vec<String> {
-    nodes
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let addr = fields.nth(1)?;
-            let flags = fields.next()?;
-            let is_master = flags.split(',').any(|f| f == "master") && !flags.contains("fail");
-            is_master.then(|| addr.split(['@', ',']).next().unwrap_or(addr).to_owned())
-        })
-        .collect()
 }
 
 /// The prefix of documents of `namespace`: `\d` can follow an escaped
@@ -345,42 +130,6 @@ pub(crate) fn documents_prefix(namespace: &str) -> String {
     let mut prefix = crate::key::escape_namespace(namespace);
     prefix.push_str("\\d:");
     prefix
-}
-
-/// The URL the `redis` crate connects to `addr` with (a cluster has no
-/// database number). It holds the password, so it is never shown.
-fn node_url(addr: &str, config: &RedisConfig, with_db: bool) -> String {
-    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-    let scheme = if config.tls { "rediss" } else { "redis" };
-    let auth = match (config.username.is_empty(), config.password.is_empty()) {
-        (true, true) => String::new(),
-        (true, false) => format!(
-            ":{}@",
-            utf8_percent_encode(&config.password, NON_ALPHANUMERIC)
-        ),
-        (false, _) => format!(
-            "{}:{}@",
-            utf8_percent_encode(&config.username, NON_ALPHANUMERIC),
-            utf8_percent_encode(&config.password, NON_ALPHANUMERIC)
-        ),
-    };
-    if with_db {
-        format!("{scheme}://{auth}{addr}/{}", config.db)
-    } else {
-        format!("{scheme}://{auth}{addr}")
-    }
-}
-
-/// `text` with every glob character escaped, for `SCAN MATCH`.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Milliseconds for `PX`, or `None` for no TTL.
@@ -504,9 +253,7 @@ impl Store for RedisStore {
         entries: &'a [(&'a str, &'a [u8])],
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        check!(entries
-            .first()
-            .map_or(Ok(()), |(key, _)| check_ttl(key, ttl)));
+        check!(check_batch_ttl(entries, ttl));
         check!(entries
             .iter()
             .try_for_each(|(k, v)| validate_key(k).and_then(|()| too_large(k, v))));
@@ -743,38 +490,6 @@ impl std::fmt::Debug for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masters_are_read_from_cluster_nodes() {
-        let nodes = "a1 127.0.0.1:7101@17101 myself,master - 0 0 1 connected 0-5460\n\
-                     b2 127.0.0.1:7102@17102,host2 master - 0 0 2 connected 5461-10922\n\
-                     c3 127.0.0.1:7104@17104 slave a1 0 0 1 connected\n\
-                     d4 127.0.0.1:7105@17105 master,fail - 0 0 3 disconnected\n";
-        assert_eq!(
-            cluster_masters(nodes),
-            vec!["127.0.0.1:7101", "127.0.0.1:7102"]
-        );
-    }
-
-    #[test]
-    fn glob_characters_are_escaped() {
-        assert_eq!(glob_escape("a*b?c[d]e\\f"), "a\\*b\\?c\\[d\\]e\\\\f");
-        assert_eq!(glob_escape("plain:key"), "plain:key");
-    }
-
-    #[test]
-    fn the_connection_url_encodes_credentials() {
-        let config = RedisConfig {
-            username: "app".into(),
-            password: "p@ss:w/rd".into(),
-            db: 3,
-            ..RedisConfig::default()
-        };
-        assert_eq!(
-            node_url(&config.addr, &config, true),
-            "redis://app:p%40ss%3Aw%2Frd@127.0.0.1:6379/3"
-        );
-    }
 
     #[test]
     fn document_keys_never_look_like_plain_keys() {

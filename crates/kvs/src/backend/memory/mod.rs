@@ -34,29 +34,37 @@
 //! The sweep runs on a small thread of its own, so the store works the same
 //! inside or outside any tokio runtime, and `close` (or dropping the store)
 //! stops and joins it.
+//!
+//! # Files
+//!
+//! `shard.rs` (a shard and its invariants), `sweeper.rs` (the sweep
+//! thread), `tests.rs` (the tests that need the internals).
+
+mod shard;
+mod sweeper;
+#[cfg(test)]
+mod tests;
 
 use crate::config::MemoryConfig;
+use crate::deadline::{check_ttl, deadline_ms, remaining, NEVER};
 use crate::document::{DocSpace, Documents};
-use crate::expiry::{check_ttl, deadline_ms, is_live, remaining, Clock, SystemClock, NEVER};
+use crate::expiry::{Clock, SystemClock};
 use crate::generic::{next_counter, optional, validate_all};
 use crate::key::{normalize_namespace, validate_key, validate_prefix};
 use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use compact_str::CompactString;
-use hashbrown::HashTable;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
+use shard::{KeyHasher, Shard, SHARDS};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-use std::hash::BuildHasher;
+use std::collections::BinaryHeap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
+use sweeper::Sweeper;
 
-/// Number of shards; a power of two so that picking one is a mask.
-const SHARDS: usize = 64;
 /// Expired entries removed per write-lock hold, so a large sweep never
 /// stalls a shard's writers for long.
 const SWEEP_BATCH: usize = 256;
@@ -90,254 +98,6 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Set once by `close`; every operation checks it first.
     closed: AtomicBool,
-}
-
-/// Hashes keys for both the shard choice and the shard's hash table.
-///
-/// The shard is chosen by bits 32..38 of the hash. `hashbrown` uses the low
-/// bits to pick a bucket and the top 7 bits as a tag, so neither loses
-/// entropy to the shard choice (below 2^32 buckets per shard).
-struct KeyHasher(foldhash::fast::FixedState);
-
-impl KeyHasher {
-    fn hash(&self, key: &str) -> u64 {
-        self.0.hash_one(key)
-    }
-
-    fn shard(hash: u64) -> usize {
-        (hash >> 32) as usize & (SHARDS - 1)
-    }
-}
-
-/// One shard's entries.
-///
-/// Invariants, kept by [`Shard::insert`] and [`Shard::remove_slot`] and
-/// nothing else:
-/// 1. `index` and `order` hold exactly the occupied slots of `slots`, each
-///    once, under the slot's key; `free` holds exactly the empty slots.
-/// 2. `expirations` holds `(d, i)` exactly when slot `i` is occupied and its
-///    `expires_at == d != NEVER`. The sweep relies on this to find expired
-///    entries without scanning, and never to remove a newer value.
-#[derive(Default)]
-struct Shard {
-    slots: Vec<Option<Slot>>,
-    free: Vec<u32>,
-    /// Slot numbers by the hash of their key, for point operations.
-    index: HashTable<u32>,
-    /// Slot numbers by key, in byte order, for prefix listing.
-    order: BTreeMap<CompactString, u32>,
-    expirations: BTreeSet<(u64, u32)>,
-}
-
-struct Slot {
-    key: CompactString,
-    value: Bytes,
-    /// Milliseconds since the epoch; [`NEVER`] for no TTL.
-    expires_at: u64,
-}
-
-impl Slot {
-    fn is_live(&self, now: impl FnOnce() -> u64) -> bool {
-        self.expires_at == NEVER || is_live(self.expires_at, now())
-    }
-}
-
-impl Shard {
-    fn find(&self, hash: u64, key: &str) -> Option<u32> {
-        let slots = &self.slots;
-        self.index
-            .find(hash, |&i| {
-                slots[i as usize].as_ref().is_some_and(|s| s.key == key)
-            })
-            .copied()
-    }
-
-    fn slot(&self, i: u32) -> Option<&Slot> {
-        self.slots.get(i as usize).and_then(Option::as_ref)
-    }
-
-    fn get(&self, hash: u64, key: &str) -> Option<&Slot> {
-        self.find(hash, key).and_then(|i| self.slot(i))
-    }
-
-    /// Stores `value` under `key`; returns the replaced value so that the
-    /// caller can free it after releasing the lock.
-    fn insert(
-        &mut self,
-        hasher: &KeyHasher,
-        hash: u64,
-        key: &str,
-        value: Bytes,
-        expires_at: u64,
-    ) -> Option<Bytes> {
-        if let Some(i) = self.find(hash, key) {
-            let slot = self.slots[i as usize].as_mut()?;
-            if slot.expires_at != expires_at {
-                if slot.expires_at != NEVER {
-                    self.expirations.remove(&(slot.expires_at, i));
-                }
-                if expires_at != NEVER {
-                    self.expirations.insert((expires_at, i));
-                }
-                slot.expires_at = expires_at;
-            }
-            return Some(std::mem::replace(&mut slot.value, value));
-        }
-        let key = CompactString::from(key);
-        let slot = Slot {
-            key: key.clone(),
-            value,
-            expires_at,
-        };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(slot);
-                i
-            }
-            None => {
-                // 2^32 entries in one shard would not fit in memory anyway.
-                let i = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-                self.slots.push(Some(slot));
-                i
-            }
-        };
-        let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| {
-            slots[j as usize]
-                .as_ref()
-                .map_or(0, |s| hasher.hash(&s.key))
-        });
-        self.order.insert(key, i);
-        if expires_at != NEVER {
-            self.expirations.insert((expires_at, i));
-        }
-        None
-    }
-
-    /// Gives slot `i` a new deadline, keeping invariant 2.
-    fn set_deadline(&mut self, i: u32, expires_at: u64) {
-        let Some(slot) = self.slots.get_mut(i as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        if slot.expires_at != NEVER {
-            self.expirations.remove(&(slot.expires_at, i));
-        }
-        if expires_at != NEVER {
-            self.expirations.insert((expires_at, i));
-        }
-        slot.expires_at = expires_at;
-    }
-
-    /// The live slot of `key`, if any.
-    fn live(&self, hash: u64, key: &str, now_ms: u64) -> Option<(u32, &Slot)> {
-        let i = self.find(hash, key)?;
-        let slot = self.slot(i)?;
-        slot.is_live(|| now_ms).then_some((i, slot))
-    }
-
-    /// The live keys starting with `prefix` and after `start_after`, in
-    /// order. Only a shard holding an expired (not yet swept) entry needs
-    /// each key's deadline checked; by invariant 2 the others need no
-    /// lookups.
-    fn page<'a>(
-        &'a self,
-        prefix: &'a str,
-        start_after: Option<&'a str>,
-        now_ms: u64,
-    ) -> impl Iterator<Item = &'a CompactString> + 'a {
-        let lower = match start_after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
-        };
-        let check = self.has_expired(now_ms);
-        self.order
-            .range::<str, _>((lower, Bound::Unbounded))
-            .take_while(move |(key, _)| key.starts_with(prefix))
-            .filter(move |(_, &i)| !check || self.slot(i).is_some_and(|s| s.is_live(|| now_ms)))
-            .map(|(key, _)| key)
-    }
-
-    /// Empties slot `i`, whose key hashes to `hash`, and returns what it held.
-    fn remove_slot(&mut self, hash: u64, i: u32) -> Option<Slot> {
-        let slot = self.slots.get_mut(i as usize)?.take()?;
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
-            entry.remove();
-        }
-        self.order.remove(&slot.key);
-        if slot.expires_at != NEVER {
-            self.expirations.remove(&(slot.expires_at, i));
-        }
-        self.free.push(i);
-        Some(slot)
-    }
-
-    fn remove(&mut self, hash: u64, key: &str) -> Option<Slot> {
-        let i = self.find(hash, key)?;
-        self.remove_slot(hash, i)
-    }
-
-    /// Whether some entry's deadline has passed at `now_ms`.
-    fn has_expired(&self, now_ms: u64) -> bool {
-        self.expirations
-            .first()
-            .is_some_and(|(deadline, _)| !is_live(*deadline, now_ms))
-    }
-
-    /// Removes up to `limit` expired entries, oldest deadline first.
-    fn pop_expired(&mut self, hasher: &KeyHasher, now_ms: u64, limit: usize) -> usize {
-        let mut removed = 0;
-        while removed < limit && self.has_expired(now_ms) {
-            let Some(&(_, i)) = self.expirations.first() else {
-                break;
-            };
-            let hash = self.slot(i).map_or(0, |s| hasher.hash(&s.key));
-            if self.remove_slot(hash, i).is_none() {
-                // Unreachable while invariant 2 holds; never loop forever on it.
-                self.expirations.pop_first();
-            }
-            removed += 1;
-        }
-        removed
-    }
-
-    /// The live keys of this shard that start with `prefix`, in order.
-    fn matching<'a>(
-        &'a self,
-        prefix: &'a str,
-        now_ms: u64,
-    ) -> impl Iterator<Item = &'a CompactString> + 'a {
-        self.page(prefix, None, now_ms)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    /// Panics unless the invariants on [`Shard`] hold.
-    #[cfg(test)]
-    fn check_invariants(&self, hasher: &KeyHasher) {
-        let occupied: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&i| self.slot(i).is_some())
-            .collect();
-        assert_eq!(
-            occupied.len() + self.free.len(),
-            self.slots.len(),
-            "invariant 1: free list"
-        );
-        assert_eq!(self.index.len(), occupied.len(), "invariant 1: index");
-        assert_eq!(self.order.len(), occupied.len(), "invariant 1: order");
-        let mut deadlines = BTreeSet::new();
-        for &i in &occupied {
-            let slot = self.slot(i).expect("occupied");
-            assert_eq!(self.find(hasher.hash(&slot.key), &slot.key), Some(i));
-            assert_eq!(self.order.get(&slot.key), Some(&i));
-            if slot.expires_at != NEVER {
-                deadlines.insert((slot.expires_at, i));
-            }
-        }
-        assert_eq!(deadlines, self.expirations, "invariant 2: expirations");
-    }
 }
 
 impl MemoryStore {
@@ -435,7 +195,7 @@ impl MemoryStore {
         self.sweeper
             .lock()
             .as_ref()
-            .is_some_and(|s| !s.thread.is_finished())
+            .is_some_and(Sweeper::is_running)
     }
 
     fn open_inner(&self) -> Result<&Inner> {
@@ -870,230 +630,5 @@ impl std::fmt::Debug for MemoryStore {
             .field("namespace", &self.inner.namespace)
             .field("closed", &self.inner.closed.load(Ordering::Relaxed))
             .finish_non_exhaustive()
-    }
-}
-
-/// The background expiry sweep: a thread that calls `purge_expired` every
-/// interval until stopped or until the store is gone.
-struct Sweeper {
-    signal: Arc<StopSignal>,
-    thread: JoinHandle<()>,
-}
-
-#[derive(Default)]
-struct StopSignal {
-    stopped: Mutex<bool>,
-    wake: Condvar,
-}
-
-impl Sweeper {
-    fn start(store: Weak<Inner>, interval: Duration) -> Result<Sweeper> {
-        let signal = Arc::new(StopSignal::default());
-        let thread_signal = Arc::clone(&signal);
-        let thread = std::thread::Builder::new()
-            .name("kvs-memory-sweep".into())
-            // The loop needs little stack; keep many stores cheap.
-            .stack_size(128 * 1024)
-            .spawn(move || sweep_loop(&store, interval, &thread_signal))
-            .map_err(|e| Error::backend("memory", "starting the expiry sweep thread", e))?;
-        Ok(Sweeper { signal, thread })
-    }
-
-    /// Stops the thread and waits for it; it is at most finishing one batch.
-    fn stop(self) {
-        *self.signal.stopped.lock() = true;
-        self.signal.wake.notify_all();
-        if self.thread.join().is_err() {
-            tracing::error!("kvs memory sweep thread panicked");
-        }
-    }
-}
-
-fn sweep_loop(store: &Weak<Inner>, interval: Duration, signal: &StopSignal) {
-    loop {
-        {
-            let mut stopped = signal.stopped.lock();
-            if !*stopped {
-                signal
-                    .wake
-                    .wait_while_for(&mut stopped, |stopped| !*stopped, interval);
-            }
-            if *stopped {
-                return;
-            }
-        }
-        // Holding only a `Weak` lets the store be dropped while we sleep.
-        match store.upgrade() {
-            Some(inner) => {
-                inner.purge_expired();
-            }
-            None => return,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::expiry::ManualClock;
-
-    fn store_with_clock(interval: Duration) -> (MemoryStore, ManualClock) {
-        let clock = ManualClock::new(1_000_000);
-        let config = MemoryConfig {
-            cleanup_interval: interval,
-        };
-        let store = MemoryStore::with_clock("t", config, Arc::new(clock.clone())).unwrap();
-        (store, clock)
-    }
-
-    fn check(store: &MemoryStore) {
-        for shard in store.inner.shards.iter() {
-            shard.read().check_invariants(&store.inner.hasher);
-        }
-    }
-
-    fn expirations_len(store: &MemoryStore) -> usize {
-        store
-            .inner
-            .shards
-            .iter()
-            .map(|s| s.read().expirations.len())
-            .sum()
-    }
-
-    fn entries_len(store: &MemoryStore) -> usize {
-        store.inner.shards.iter().map(|s| s.read().len()).sum()
-    }
-
-    #[tokio::test]
-    async fn sweep_removes_only_expired_entries() {
-        let (store, clock) = store_with_clock(Duration::ZERO);
-        for i in 0..100 {
-            let ttl = (i % 2 == 0).then(|| Duration::from_secs(1));
-            store.set(&format!("k{i}"), b"v", ttl).await.unwrap();
-        }
-        assert_eq!(store.purge_expired(), 0);
-        clock.advance(Duration::from_secs(2));
-        assert_eq!(store.purge_expired(), 50);
-        assert_eq!(entries_len(&store), 50);
-        assert_eq!(expirations_len(&store), 0);
-        check(&store);
-    }
-
-    #[tokio::test]
-    async fn overwrite_and_delete_keep_the_expiry_index_in_step() {
-        let (store, clock) = store_with_clock(Duration::ZERO);
-        store
-            .set("a", b"1", Some(Duration::from_secs(1)))
-            .await
-            .unwrap();
-        store
-            .set("a", b"2", Some(Duration::from_secs(10)))
-            .await
-            .unwrap();
-        assert_eq!(expirations_len(&store), 1);
-        store.set("a", b"3", None).await.unwrap();
-        assert_eq!(expirations_len(&store), 0);
-        store
-            .set("b", b"1", Some(Duration::from_secs(1)))
-            .await
-            .unwrap();
-        store.delete("b").await.unwrap();
-        assert_eq!(expirations_len(&store), 0);
-        // A stale index entry would make the sweep delete the new value.
-        store
-            .set("c", b"old", Some(Duration::from_secs(1)))
-            .await
-            .unwrap();
-        store
-            .set("c", b"new", Some(Duration::from_secs(100)))
-            .await
-            .unwrap();
-        clock.advance(Duration::from_secs(2));
-        assert_eq!(store.purge_expired(), 0);
-        assert_eq!(&store.get("c").await.unwrap()[..], b"new");
-        check(&store);
-    }
-
-    #[tokio::test]
-    async fn get_shares_the_stored_buffer() {
-        let (store, _) = store_with_clock(Duration::ZERO);
-        store.set("k", &[7; 4096], None).await.unwrap();
-        let a = store.get("k").await.unwrap();
-        let b = store.get("k").await.unwrap();
-        assert_eq!(a.as_ptr(), b.as_ptr(), "get must not copy the value");
-        // An overwrite swaps in a new buffer; the one handed out is unchanged.
-        store.set("k", &[8; 4096], None).await.unwrap();
-        assert_eq!(&a[..], &[7; 4096][..]);
-        assert_eq!(&store.get("k").await.unwrap()[..], &[8; 4096][..]);
-    }
-
-    #[tokio::test]
-    async fn background_sweep_runs_and_stops_on_close() {
-        let (store, clock) = store_with_clock(Duration::from_millis(10));
-        assert!(store.sweeper_running());
-        store
-            .set("k", b"v", Some(Duration::from_millis(1)))
-            .await
-            .unwrap();
-        clock.advance(Duration::from_secs(1));
-        // Wait (bounded) for the sweep thread to reclaim the entry.
-        for _ in 0..500 {
-            if entries_len(&store) == 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(entries_len(&store), 0, "the sweep never ran");
-        store.close().await.unwrap();
-        assert!(!store.sweeper_running());
-        assert!(
-            store.sweeper.lock().is_none(),
-            "close must join the sweep thread"
-        );
-    }
-
-    proptest::proptest! {
-        /// Random writes, deletes, clock moves and sweeps keep every shard's
-        /// invariants.
-        #[test]
-        fn invariants_hold(ops in proptest::collection::vec((0u8..4, 0u16..64, 0u8..3), 1..200)) {
-            let (store, clock) = store_with_clock(Duration::ZERO);
-            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            rt.block_on(async {
-                for (op, key, ttl) in ops {
-                    let key = format!("k{key}");
-                    let ttl = [None, Some(Duration::from_secs(1)), Some(Duration::from_secs(5))][usize::from(ttl)];
-                    match op {
-                        0 | 1 => store.set(&key, b"v", ttl).await.unwrap(),
-                        2 => store.delete(&key).await.unwrap(),
-                        _ => {
-                            clock.advance(Duration::from_millis(700));
-                            store.purge_expired();
-                        }
-                    }
-                }
-            });
-            check(&store);
-            let slots: usize = store.inner.shards.iter().map(|s| s.read().slots.len()).sum();
-            proptest::prop_assert!(slots <= 64, "{} slots for at most 64 keys: freed slots must be reused", slots);
-        }
-    }
-
-    #[test]
-    fn sweep_thread_ends_when_the_store_is_dropped() {
-        let (store, _) = store_with_clock(Duration::from_secs(3600));
-        let weak = Arc::downgrade(&store.inner);
-        drop(store);
-        assert!(
-            weak.upgrade().is_none(),
-            "the sweep thread must not keep the store alive"
-        );
-    }
-
-    #[test]
-    fn no_sweep_thread_when_interval_is_zero() {
-        let (store, _) = store_with_clock(Duration::ZERO);
-        assert!(!store.sweeper_running());
     }
 }
