@@ -94,7 +94,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use kvs::{generic, Bytes, Error, Store, StoreFuture};
+/// use kvs::{raw, Bytes, Error, Store, StoreFuture};
 ///
 /// /// A store that holds nothing (a real one would talk to its engine).
 /// struct Nothing;
@@ -126,17 +126,17 @@ use std::time::Duration;
 ///         StoreFuture::ready(Err(Error::NotFound))
 ///     }
 ///     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-///         generic::get_many_each(self, keys)
+///         raw::get_many_each(self, keys)
 ///     }
 ///     fn set_many<'a>(
 ///         &'a self,
 ///         entries: &'a [(&'a str, &'a [u8])],
 ///         ttl: Option<Duration>,
 ///     ) -> StoreFuture<'a, ()> {
-///         generic::set_many_each(self, entries, ttl)
+///         raw::set_many_each(self, entries, ttl)
 ///     }
 ///     fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, usize> {
-///         generic::delete_many_each(self, keys)
+///         raw::delete_many_each(self, keys)
 ///     }
 ///     fn set_if_absent<'a>(
 ///         &'a self,
@@ -170,7 +170,7 @@ use std::time::Duration;
 ///         StoreFuture::ready(Ok((Vec::new(), None)))
 ///     }
 ///     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-///         generic::delete_prefix_by_pages(self, prefix)
+///         raw::delete_prefix_by_pages(self, prefix)
 ///     }
 /// }
 /// ```

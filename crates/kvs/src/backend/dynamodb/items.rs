@@ -70,9 +70,6 @@ impl DynamoDbStore {
         Ok(Some((value_of(&item), deadline)))
     }
 
-    /// The live values of `keys` (distinct), by BatchGetItem in chunks of
-    /// 100, retrying what DynamoDB returns unprocessed.
-
     /// Writes `key` if `condition` holds (always, without one); returns
     /// whether it was written.
     pub(super) async fn put(&self, item: Item, condition: Option<(&str, Item)>) -> Result<bool> {
