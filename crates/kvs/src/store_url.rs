@@ -86,7 +86,28 @@ fn path(scheme: &str, location: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
+/// Refuses a `redis://` URL whose user name or password holds an
+/// unescaped `?`, `#`, `@` or `/`: each of them ends the credentials early,
+/// and the rest of the password would then be read as the host, the
+/// database or a parameter — and could be echoed in an error. So an `@`
+/// may appear only once, in the host part (before the first `/`, `?` or
+/// `#`); an `@` in a parameter's value is written `%40`. The message shows
+/// no part of the URL.
+fn check_credentials(scheme: &str, rest: &str) -> Result<()> {
+    let host_part = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let ats_in_host = host_part.matches('@').count();
+    if ats_in_host > 1 || (ats_in_host == 0 && rest.contains('@')) {
+        return Err(Error::config(format!(
+            "the {scheme}:// URL has an '@' outside its user:password@host part; \
+             in a user name or password write ? # @ / as %3F %23 %40 %2F, \
+             and in a parameter write @ as %40"
+        )));
+    }
+    Ok(())
+}
+
 fn redis(scheme: &str, rest: &str) -> Result<Config> {
+    check_credentials(scheme, rest)?;
     let mut config = Config::new(BackendKind::Redis);
     config.redis.tls = scheme == "rediss";
     // Parse with the `url` crate, but never echo the URL: it may hold a password.
@@ -230,6 +251,45 @@ mod tests {
             assert!(text.contains(needle), "{url}: {text}");
             assert!(!text.contains("hunter2"), "{url}: {text}");
         }
+    }
+
+    /// A `?`, `#`, `@` or `/` left unescaped in a password cuts it short:
+    /// the rest would be read as host, database or parameter, and shown in
+    /// an error. Every such URL is refused with a message that holds no
+    /// part of the password; escaped, each works.
+    #[test]
+    fn an_unescaped_separator_in_a_password_is_refused_without_echo() {
+        for special in ['?', '#', '@', '/'] {
+            for password in [format!("sec{special}retpw"), format!("98{special}76")] {
+                for url in [
+                    format!("redis://app:{password}@cache.example:6379/0"),
+                    format!("rediss://:{password}@cache.example"),
+                    format!("redis://{password}@cache.example:6379"),
+                ] {
+                    let err = parse(&url).expect_err(&url);
+                    assert!(matches!(err, Error::InvalidConfig { .. }), "{url}");
+                    let text = err.to_string();
+                    for part in ["sec", "retpw", "98", "76"] {
+                        assert!(!text.contains(part), "{url}: {text}");
+                    }
+                }
+            }
+            let escaped = percent_encoding::utf8_percent_encode(
+                &format!("sec{special}retpw"),
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string();
+            let c = parse(&format!("redis://app:{escaped}@cache.example/2")).unwrap();
+            assert_eq!(c.redis.password, format!("sec{special}retpw"));
+            assert_eq!(
+                (c.redis.addr.as_str(), c.redis.db),
+                ("cache.example:6379", 2)
+            );
+        }
+        // An '@' in a parameter is written %40.
+        let c = parse("redis://h/0?namespace=team%40example").unwrap();
+        assert_eq!(c.namespace, "team@example");
+        assert!(parse("redis://h/0?namespace=team@example").is_err());
     }
 
     proptest::proptest! {

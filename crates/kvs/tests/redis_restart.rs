@@ -258,3 +258,45 @@ async fn temporary_failures_say_so_and_bad_requests_do_not() {
     assert!(!err.is_temporary(), "a value that is no counter: {err}");
     stop(port);
 }
+
+/// `connect_timeout` bounds the whole wait for a connection, however many
+/// attempts the client makes inside it (it was the bound of each of three
+/// attempts). The "server" here accepts connections (the kernel does, into
+/// the listen backlog) and never answers.
+#[tokio::test]
+async fn connect_timeout_bounds_the_whole_wait() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let config =
+        Config::from_url(&format!("redis://127.0.0.1:{port}/0?connect_timeout=1s")).expect("url");
+    let started = Instant::now();
+    let err = kvs::open(&config).await.err().expect("nothing answers");
+    let waited = started.elapsed();
+    assert!(err.is_temporary(), "{err}");
+    assert!(err.to_string().contains("connect_timeout (1s)"), "{err}");
+    // One timeout and a generous margin; three attempts took 3 s or more.
+    assert!(waited < Duration::from_millis(2500), "waited {waited:?}");
+    drop(silent);
+}
+
+/// A `rediss://` URL to a server that does not speak TLS says so, instead
+/// of only "timed out".
+#[tokio::test]
+async fn tls_to_a_plain_server_says_the_handshake_failed() {
+    if !can_run("TLS mismatch") {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    start(port, dir.path());
+    let config =
+        Config::from_url(&format!("rediss://127.0.0.1:{port}/0?connect_timeout=1s")).expect("url");
+    let err = kvs::open(&config)
+        .await
+        .err()
+        .expect("no TLS on a plain server");
+    stop(port);
+    let text = err.to_string();
+    assert!(text.contains("is the server serving TLS"), "{text}");
+    assert!(text.contains("127.0.0.1"), "{text}");
+}

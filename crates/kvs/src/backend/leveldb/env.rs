@@ -6,6 +6,8 @@ use rusty_leveldb::{PosixDiskEnv, Status};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::sync::Arc;
 
 /// `PosixDiskEnv` whose written files `fdatasync` when flushed, if `sync`.
 ///
@@ -18,8 +20,23 @@ pub(super) struct SyncingEnv {
 
 /// A file that syncs its data to disk on `flush`.
 struct SyncOnFlush {
-    file: BufWriter<File>,
+    file: BufWriter<Disk>,
     sync: bool,
+}
+
+impl SyncOnFlush {
+    fn new(file: File, path: &Path, sync: bool) -> SyncOnFlush {
+        #[cfg(not(test))]
+        let _ = path;
+        SyncOnFlush {
+            file: BufWriter::new(Disk {
+                file,
+                #[cfg(test)]
+                faults: faults::armed_for(path),
+            }),
+            sync,
+        }
+    }
 }
 
 impl Write for SyncOnFlush {
@@ -30,9 +47,32 @@ impl Write for SyncOnFlush {
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()?;
         if self.sync {
-            self.file.get_ref().sync_data()?;
+            self.file.get_ref().file.sync_data()?;
         }
         Ok(())
+    }
+}
+
+/// Where written bytes go: the file, through the faults the crate's own
+/// tests inject (none in a real build).
+struct Disk {
+    file: File,
+    #[cfg(test)]
+    faults: Option<Arc<faults::Faults>>,
+}
+
+impl Write for Disk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        #[cfg(test)]
+        if let Some(faults) = &self.faults {
+            let allowed = faults.allow(buf.len())?;
+            return self.file.write(&buf[..allowed]);
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -56,10 +96,7 @@ impl Env for SyncingEnv {
             .write(true)
             .open(p)
             .map_err(|e| io_status("open (write)", p, e))?;
-        Ok(Box::new(SyncOnFlush {
-            file: BufWriter::new(file),
-            sync: self.sync,
-        }))
+        Ok(Box::new(SyncOnFlush::new(file, p, self.sync)))
     }
     fn open_appendable_file(&self, p: &Path) -> rusty_leveldb::Result<Box<dyn Write>> {
         let file = OpenOptions::new()
@@ -67,10 +104,7 @@ impl Env for SyncingEnv {
             .append(true)
             .open(p)
             .map_err(|e| io_status("open (append)", p, e))?;
-        Ok(Box::new(SyncOnFlush {
-            file: BufWriter::new(file),
-            sync: self.sync,
-        }))
+        Ok(Box::new(SyncOnFlush::new(file, p, self.sync)))
     }
     fn exists(&self, p: &Path) -> rusty_leveldb::Result<bool> {
         self.inner.exists(p)
@@ -107,5 +141,67 @@ impl Env for SyncingEnv {
     }
     fn sleep_for(&self, micros: u32) {
         self.inner.sleep_for(micros);
+    }
+}
+
+/// Fault injection for the crate's own tests: a disk that fills up.
+#[cfg(test)]
+pub(super) mod faults {
+    use parking_lot::Mutex;
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    /// The faults of one database directory.
+    #[derive(Debug, Default)]
+    pub(crate) struct Faults {
+        /// Bytes the disk still takes; `None`: as many as written.
+        room: Mutex<Option<usize>>,
+    }
+
+    impl Faults {
+        /// From now on the disk takes `bytes` more, then fails every write
+        /// with `ENOSPC` (a write that does not fit is cut short first, as
+        /// `write(2)` does).
+        pub(crate) fn fill_after(&self, bytes: usize) {
+            *self.room.lock() = Some(bytes);
+        }
+
+        /// Space is back.
+        pub(crate) fn free(&self) {
+            *self.room.lock() = None;
+        }
+
+        /// How much of a write of `len` bytes the disk takes.
+        pub(super) fn allow(&self, len: usize) -> std::io::Result<usize> {
+            let mut room = self.room.lock();
+            match &mut *room {
+                None => Ok(len),
+                Some(0) if len > 0 => Err(std::io::Error::from_raw_os_error(28)),
+                Some(left) => {
+                    let n = len.min(*left);
+                    *left -= n;
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    static ARMED: Mutex<Vec<(PathBuf, Arc<Faults>)>> = Mutex::new(Vec::new());
+
+    /// The faults of the files under `dir`, which every file opened there
+    /// from now on writes through.
+    pub(crate) fn arm(dir: &Path) -> Arc<Faults> {
+        let faults = Arc::new(Faults::default());
+        ARMED.lock().push((dir.to_path_buf(), Arc::clone(&faults)));
+        faults
+    }
+
+    pub(super) fn armed_for(file: &Path) -> Option<Arc<Faults>> {
+        let dir = file.parent()?;
+        ARMED
+            .lock()
+            .iter()
+            .find(|(armed, _)| armed == dir)
+            .map(|(_, faults)| Arc::clone(faults))
     }
 }

@@ -164,8 +164,10 @@ impl LevelDbStore {
     ) -> StoreFuture<'_, T> {
         let now_ms = self.clock.now_ms();
         self.send(move |reply| {
-            Request::Exclusive(Box::new(move |worker: &mut Worker| {
-                let _ = reply.send(op(worker, now_ms));
+            Request::Exclusive(Box::new(move |worker: Result<&mut Worker>| {
+                let answer =
+                    worker.and_then(|worker| worker.contained(|worker| op(worker, now_ms)));
+                let _ = reply.send(answer);
             }))
         })
     }
@@ -205,7 +207,7 @@ impl Store for LevelDbStore {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
         check!(validate_key(key));
         let key = key.to_owned();
-        let found = self.call(move |db, now| Ok(db.get(&key, now)));
+        let found = self.call(move |db, now| db.get(&key, now));
         StoreFuture::boxed(async move { found.await?.ok_or(Error::NotFound) })
     }
 
@@ -232,7 +234,7 @@ impl Store for LevelDbStore {
     fn exists<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
         check!(validate_key(key));
         let key = key.to_owned();
-        self.call(move |db, now| Ok(db.exists(&key, now)))
+        self.call(move |db, now| db.exists(&key, now))
     }
 
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
@@ -251,7 +253,7 @@ impl Store for LevelDbStore {
         check!(validate_key(key));
         let key = key.to_owned();
         let now = self.clock.now_ms();
-        let found = self.call(move |db, now| Ok(db.deadline(&key, now)));
+        let found = self.call(move |db, now| db.deadline(&key, now));
         StoreFuture::boxed(async move {
             let deadline = found.await?.ok_or(Error::NotFound)?;
             Ok(remaining(deadline, now))
@@ -261,7 +263,7 @@ impl Store for LevelDbStore {
     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
         check!(keys.iter().try_for_each(|k| validate_key(k)));
         let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-        self.call(move |db, now| Ok(db.get_many(&keys, now)))
+        self.call(move |db, now| db.get_many(&keys, now))
     }
 
     fn set_many<'a>(
@@ -423,3 +425,6 @@ fn base_dir(config: &LevelDbConfig) -> Result<PathBuf> {
     }
     Ok(base)
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,26 +21,28 @@ fn live(record: &[u8], now_ms: u64) -> bool {
 
 impl Worker {
     /// The live record of `key`.
-    fn live_record(&mut self, key: &str, now_ms: u64) -> Option<Bytes> {
-        self.db
+    fn live_record(&mut self, key: &str, now_ms: u64) -> Result<Option<Bytes>> {
+        Ok(self
+            .db()?
             .get(&data_key(key))
-            .filter(|record| live(record, now_ms))
+            .filter(|record| live(record, now_ms)))
     }
 
-    pub(super) fn get(&mut self, key: &str, now_ms: u64) -> Option<Bytes> {
-        self.live_record(key, now_ms).map(|r| r.slice(HEADER..))
+    pub(super) fn get(&mut self, key: &str, now_ms: u64) -> Result<Option<Bytes>> {
+        Ok(self.live_record(key, now_ms)?.map(|r| r.slice(HEADER..)))
     }
 
     /// The deadline of a live key.
-    pub(super) fn deadline(&mut self, key: &str, now_ms: u64) -> Option<u64> {
-        self.db
+    pub(super) fn deadline(&mut self, key: &str, now_ms: u64) -> Result<Option<u64>> {
+        Ok(self
+            .db()?
             .get(&data_key(key))
             .and_then(|record| record_deadline(&record))
-            .filter(|d| is_live(*d, now_ms))
+            .filter(|d| is_live(*d, now_ms)))
     }
 
-    pub(super) fn exists(&mut self, key: &str, now_ms: u64) -> bool {
-        self.live_record(key, now_ms).is_some()
+    pub(super) fn exists(&mut self, key: &str, now_ms: u64) -> Result<bool> {
+        Ok(self.live_record(key, now_ms)?.is_some())
     }
 
     pub(super) fn list(&mut self, prefix: &str, now_ms: u64) -> Result<Vec<String>> {
@@ -77,7 +79,7 @@ impl Worker {
         Ok(count)
     }
 
-    pub(super) fn get_many(&mut self, keys: &[String], now_ms: u64) -> Vec<Option<Bytes>> {
+    pub(super) fn get_many(&mut self, keys: &[String], now_ms: u64) -> Result<Vec<Option<Bytes>>> {
         keys.iter().map(|key| self.get(key, now_ms)).collect()
     }
 
@@ -87,8 +89,9 @@ impl Worker {
         expires_at: u64,
     ) -> Result<()> {
         let mut pending = Pending::default();
+        let db = self.db()?;
         for (key, value) in entries {
-            pending.set(&mut self.db, key, &value, expires_at);
+            pending.set(db, key, &value, expires_at);
         }
         self.write(pending)
     }
@@ -97,8 +100,9 @@ impl Worker {
     pub(super) fn delete_many(&mut self, keys: Vec<String>, now_ms: u64) -> Result<usize> {
         let mut pending = Pending::default();
         let mut deleted = 0;
+        let db = self.db()?;
         for key in keys {
-            if pending.delete_live(&mut self.db, key, now_ms) {
+            if pending.delete_live(db, key, now_ms) {
                 deleted += 1;
             }
         }
@@ -115,35 +119,35 @@ impl Worker {
         expires_at: u64,
         now_ms: u64,
     ) -> Result<bool> {
-        let current = self.live_record(&key, now_ms);
+        let current = self.live_record(&key, now_ms)?;
         if current.as_ref().map(|r| &r[HEADER..]) != expected {
             return Ok(false);
         }
         let mut pending = Pending::default();
-        pending.set(&mut self.db, key, value, expires_at);
+        pending.set(self.db()?, key, value, expires_at);
         self.write(pending)?;
         Ok(true)
     }
 
     /// Adds `delta` to the counter at `key`, keeping its deadline.
     pub(super) fn increment(&mut self, key: String, delta: i64, now_ms: u64) -> Result<i64> {
-        let current = self.live_record(&key, now_ms);
+        let current = self.live_record(&key, now_ms)?;
         let next = next_counter(&key, current.as_ref().map(|r| &r[HEADER..]), delta)?;
         let expires_at = current
             .as_deref()
             .and_then(record_deadline)
             .unwrap_or(NEVER);
         let mut pending = Pending::default();
-        pending.set(&mut self.db, key, next.to_string().as_bytes(), expires_at);
+        pending.set(self.db()?, key, next.to_string().as_bytes(), expires_at);
         self.write(pending)?;
         Ok(next)
     }
 
     /// Gives a live key the deadline `expires_at`; `NotFound` otherwise.
     pub(super) fn expire(&mut self, key: String, expires_at: u64, now_ms: u64) -> Result<()> {
-        let record = self.live_record(&key, now_ms).ok_or(Error::NotFound)?;
+        let record = self.live_record(&key, now_ms)?.ok_or(Error::NotFound)?;
         let mut pending = Pending::default();
-        pending.set(&mut self.db, key, &record[HEADER..], expires_at);
+        pending.set(self.db()?, key, &record[HEADER..], expires_at);
         self.write(pending)
     }
 
@@ -184,10 +188,10 @@ impl Worker {
         mut each: impl FnMut(String, &[u8]) -> bool,
     ) -> Result<()> {
         let start = data_key(prefix);
-        let mut iter = self
-            .db
+        let (db, dir) = self.parts()?;
+        let mut iter = db
             .new_iter()
-            .map_err(|e| leveldb_error(&self.dir, "reading", e))?;
+            .map_err(|e| leveldb_error(dir, "reading", e))?;
         match after {
             Some(after) if after >= prefix => {
                 iter.seek(&data_key(after));
@@ -224,11 +228,11 @@ impl Worker {
         let mut removed = 0;
         loop {
             let mut expired = Vec::new();
+            let (db, dir) = self.parts()?;
             {
-                let mut iter = self
-                    .db
+                let mut iter = db
                     .new_iter()
-                    .map_err(|e| leveldb_error(&self.dir, "sweeping", e))?;
+                    .map_err(|e| leveldb_error(dir, "sweeping", e))?;
                 iter.seek(&[EXPIRY]);
                 while let Some((index_key, _)) = iter.current() {
                     if index_key.first() != Some(&EXPIRY) || expired.len() >= SWEEP_BATCH {
@@ -260,14 +264,13 @@ impl Worker {
                 data.extend_from_slice(key);
                 // Delete the record only if it is the expired one: a newer
                 // write replaced the index entry and must survive.
-                if self.db.get(&data).and_then(|r| record_deadline(&r)) == Some(*deadline) {
+                if db.get(&data).and_then(|r| record_deadline(&r)) == Some(*deadline) {
                     batch.delete(&data);
                     removed += 1;
                 }
             }
-            self.db
-                .write(batch, true)
-                .map_err(|e| leveldb_error(&self.dir, "sweeping", e))?;
+            db.write(batch, true)
+                .map_err(|e| leveldb_error(dir, "sweeping", e))?;
         }
     }
 }

@@ -43,9 +43,15 @@ pub(super) enum Request {
         done: oneshot::Sender<Result<()>>,
     },
     /// Anything that reads, read-modify-writes included: runs alone, after
-    /// every earlier write is committed. The closure sends its own answer.
-    Exclusive(Box<dyn FnOnce(&mut Worker) + Send>),
+    /// every earlier write is committed. The closure sends its own answer:
+    /// it is given the worker, or the error that makes the database
+    /// unusable for now.
+    Exclusive(Exclusive),
 }
+
+/// An exclusive request: called once, with the worker or the error that
+/// keeps the database out of use; it sends its own answer.
+pub(super) type Exclusive = Box<dyn FnOnce(Result<&mut Worker>) + Send>;
 
 /// A write that reads nothing, so it can share a write batch.
 pub(super) enum PlainWrite {
@@ -83,8 +89,10 @@ impl Handle {
                     }
                 };
                 Worker {
-                    db,
-                    dir: thread_dir,
+                    db: Some(db),
+                    dir: thread_dir.into(),
+                    sync,
+                    failed: None,
                 }
                 .run(&queue, interval, clock.as_ref());
             })
@@ -129,7 +137,13 @@ impl Drop for Handle {
     }
 }
 
+/// Opens the database in `dir`. A panic inside rusty-leveldb (it panics on
+/// some damaged logs and tables) is an error naming the directory.
 fn open_db(dir: &Path, sync: bool) -> Result<DB> {
+    contain(dir, "opening", || open_db_unguarded(dir, sync)).and_then(|opened| opened)
+}
+
+fn open_db_unguarded(dir: &Path, sync: bool) -> Result<DB> {
     let options = Options {
         create_if_missing: true,
         // Never append to the log found on open: recovery stops at a torn
@@ -155,10 +169,47 @@ pub(super) fn leveldb_error(dir: &Path, what: &str, e: Status) -> Error {
     Error::backend(BACKEND, format!("{what} {}", dir.display()), e).temporary_if(temporary)
 }
 
+/// Runs `work` (a call into rusty-leveldb), turning a panic into
+/// `Error::Backend` naming `dir` and the panic's message: the thread and
+/// the process go on.
+pub(super) fn contain<T>(dir: &Path, what: &str, work: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Error::backend(
+            BACKEND,
+            format!("{what} {}", dir.display()),
+            format!("rusty-leveldb panicked (is the database damaged?): {message}"),
+        )
+    })
+}
+
+/// What went wrong, without the context every error of this thread shares.
+fn cause(e: &Error) -> String {
+    match e {
+        Error::Backend { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// The database thread's state; its operations are in `ops.rs`.
+///
+/// Invariant: `db` is `Some` and `failed` is `None`, or the database is out
+/// of use: after a write failed (or rusty-leveldb panicked) its memory may
+/// hold what the disk does not, so nothing is read or written until it has
+/// been reopened from its files (a fresh log, the recovered state). Every
+/// request first tries that reopen; see [`Worker::usable`].
 pub(super) struct Worker {
-    pub(super) db: DB,
-    pub(super) dir: PathBuf,
+    db: Option<DB>,
+    /// Shared, so that each request can hold it cheaply while it borrows
+    /// the worker.
+    pub(super) dir: Arc<Path>,
+    sync: bool,
+    /// Why the database is out of use.
+    failed: Option<String>,
 }
 
 impl Worker {
@@ -172,14 +223,83 @@ impl Worker {
                 Next::Closed => break,
             }
             if sweeps && Instant::now() >= next_sweep {
-                if let Err(e) = self.sweep(clock.now_ms()) {
-                    tracing::warn!(dir = %self.dir.display(), error = %e, "kvs leveldb expiry sweep failed");
+                let dir = Arc::clone(&self.dir);
+                let swept = contain(&dir, "sweeping", || {
+                    self.usable()
+                        .and_then(|worker| worker.sweep(clock.now_ms()))
+                })
+                .and_then(|swept| swept);
+                if let Err(e) = swept {
+                    // The sweep writes too: after a failure, reopen first.
+                    self.fail(format!("the expiry sweep failed: {}", cause(&e)));
                 }
                 next_sweep = Instant::now() + interval;
             }
         }
-        if let Err(e) = self.db.close() {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "closing a leveldb database failed");
+        self.close();
+    }
+
+    /// The database, or the error that keeps it out of use: reopens it
+    /// first if a failure took it out of use.
+    pub(super) fn usable(&mut self) -> Result<&mut Worker> {
+        if let Some(reason) = self.failed.clone() {
+            self.close();
+            match open_db(&self.dir, self.sync) {
+                Ok(db) => {
+                    tracing::info!(dir = %self.dir.display(), "kvs leveldb database reopened after a failure");
+                    self.db = Some(db);
+                    self.failed = None;
+                }
+                Err(e) => {
+                    return Err(Error::backend(
+                        BACKEND,
+                        format!("using {}", self.dir.display()),
+                        format!(
+                            "it is out of use since {reason}, and reopening it failed: {}",
+                            cause(&e)
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The open database. Only called through [`Worker::usable`], which
+    /// makes sure there is one.
+    pub(super) fn db(&mut self) -> Result<&mut DB> {
+        self.parts().map(|(db, _)| db)
+    }
+
+    /// The open database and its directory, borrowed together.
+    pub(super) fn parts(&mut self) -> Result<(&mut DB, &Path)> {
+        match self.db.as_mut() {
+            Some(db) => Ok((db, &self.dir)),
+            None => Err(Error::backend(
+                BACKEND,
+                format!("using {}", self.dir.display()),
+                "the database is not open",
+            )),
+        }
+    }
+
+    /// Takes the database out of use until it is reopened.
+    fn fail(&mut self, reason: String) {
+        tracing::error!(dir = %self.dir.display(), %reason, "kvs leveldb database out of use until reopened");
+        self.failed = Some(reason);
+    }
+
+    /// Closes the database, if open.
+    fn close(&mut self) {
+        if let Some(mut db) = self.db.take() {
+            let dir = Arc::clone(&self.dir);
+            match contain(&dir, "closing", move || db.close()) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "closing a leveldb database failed");
+                }
+                Err(e) => tracing::warn!(error = %e, "closing a leveldb database failed"),
+            }
         }
     }
 
@@ -191,26 +311,78 @@ impl Worker {
         let mut waiting = Vec::new();
         for request in batch {
             match request {
-                Request::Write { write, done } => {
-                    match write {
-                        PlainWrite::Set {
-                            key,
-                            value,
-                            expires_at,
-                        } => pending.set(&mut self.db, key, &value, expires_at),
-                        PlainWrite::Delete(key) => {
-                            pending.delete(&mut self.db, key);
+                Request::Write { write, done } => match self.stage(&mut pending, write) {
+                    Ok(()) => waiting.push(done),
+                    Err(e) => {
+                        // The writes staged so far go unwritten with it.
+                        let _ = done.send(Err(e));
+                        drop(std::mem::take(&mut pending));
+                        for done in std::mem::take(&mut waiting) {
+                            let _ = done.send(Err(self.refusal()));
                         }
                     }
-                    waiting.push(done);
-                }
+                },
                 Request::Exclusive(run) => {
                     self.commit(std::mem::take(&mut pending), std::mem::take(&mut waiting));
-                    run(self);
+                    // `run` contains its operation's panics (see
+                    // `Worker::contained`); this only guards the rest.
+                    let dir = Arc::clone(&self.dir);
+                    if let Err(e) = contain(&dir, "using", || run(self.usable())) {
+                        self.fail(cause(&e));
+                    }
                 }
             }
         }
         self.commit(pending, waiting);
+    }
+
+    /// Stages a plain write in `pending`.
+    fn stage(&mut self, pending: &mut Pending, write: PlainWrite) -> Result<()> {
+        self.contained(|worker| {
+            let db = worker.db()?;
+            match write {
+                PlainWrite::Set {
+                    key,
+                    value,
+                    expires_at,
+                } => pending.set(db, key, &value, expires_at),
+                PlainWrite::Delete(key) => {
+                    pending.delete(db, key);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `work` on the usable database, containing a panic in it: the
+    /// panic is the answer, and takes the database out of use until it is
+    /// reopened.
+    pub(super) fn contained<T>(
+        &mut self,
+        work: impl FnOnce(&mut Worker) -> Result<T>,
+    ) -> Result<T> {
+        let dir = Arc::clone(&self.dir);
+        let worker = self.usable()?;
+        match contain(&dir, "using", || work(&mut *worker)) {
+            Ok(answer) => answer,
+            Err(panic) => {
+                worker.fail(cause(&panic));
+                Err(panic)
+            }
+        }
+    }
+
+    /// The error of a write refused because the database went out of use.
+    fn refusal(&self) -> Error {
+        let reason = self
+            .failed
+            .as_deref()
+            .unwrap_or("an earlier write in its batch failed");
+        Error::backend(
+            BACKEND,
+            format!("writing to {}", self.dir.display()),
+            format!("not written: the database is out of use until reopened, since {reason}"),
+        )
     }
 
     /// Writes `pending` and answers the writers waiting on it.
@@ -218,27 +390,40 @@ impl Worker {
         if waiting.is_empty() {
             return;
         }
-        let result = self.write_batch(pending);
-        for done in waiting {
-            let answer = result
-                .clone()
-                .map_err(|e| leveldb_error(&self.dir, "writing to", e));
-            let _ = done.send(answer);
+        match self.write(pending) {
+            Ok(()) => waiting.into_iter().for_each(|done| {
+                let _ = done.send(Ok(()));
+            }),
+            Err(e) => {
+                let mut waiting = waiting.into_iter();
+                if let Some(first) = waiting.next() {
+                    let _ = first.send(Err(e));
+                }
+                for done in waiting {
+                    let _ = done.send(Err(self.refusal()));
+                }
+            }
         }
     }
 
-    /// Writes `pending` as one batch, if it staged anything.
+    /// Writes `pending` as one batch, if it staged anything. A failure (or
+    /// a panic) takes the database out of use until it is reopened.
     pub(super) fn write(&mut self, pending: Pending) -> Result<()> {
-        self.write_batch(pending)
-            .map_err(|e| leveldb_error(&self.dir, "writing to", e))
-    }
-
-    fn write_batch(&mut self, pending: Pending) -> rusty_leveldb::Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
+        if self.failed.is_some() {
+            return Err(self.refusal());
+        }
+        let dir = Arc::clone(&self.dir);
+        let db = self.db()?;
         // Always `sync = true`: it flushes rusty-leveldb's buffer to the
         // OS (kill -9 safe); `SyncingEnv` adds the fdatasync if asked to.
-        self.db.write(pending.batch, true)
+        let written = contain(&dir, "writing to", || db.write(pending.batch, true))
+            .and_then(|w| w.map_err(|e| leveldb_error(&dir, "writing to", e)));
+        if let Err(e) = &written {
+            self.fail(format!("a write failed: {}", cause(e)));
+        }
+        written
     }
 }

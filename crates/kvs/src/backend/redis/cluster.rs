@@ -1,7 +1,7 @@
 //! Redis Cluster: connecting, and finding the masters, so that a listing
 //! visits each.
 
-use super::connections::{node_url, redis_error, single, Conn};
+use super::connections::{connecting, node_url, redis_error, single, Conn};
 use crate::config::RedisConfig;
 use crate::Result;
 use redis::aio::ConnectionManager;
@@ -28,10 +28,8 @@ pub(super) async fn connect(
                 e,
             )
         })?;
-    let mut conn = client
-        .get_async_connection()
-        .await
-        .map_err(|e| redis_error(format!("connecting to the cluster at {}", config.addr), e))?;
+    let context = || format!("connecting to the cluster at {}", config.addr);
+    let mut conn = connecting(config, context(), client.get_async_connection()).await?;
     let nodes: String = redis::cmd("CLUSTER")
         .arg("NODES")
         .query_async(&mut conn)
@@ -48,9 +46,8 @@ pub(super) async fn connect(
     }
     conns.push(Conn::Cluster(conn));
     for _ in 1..pool_size {
-        conns.push(Conn::Cluster(client.get_async_connection().await.map_err(
-            |e| redis_error(format!("connecting to the cluster at {}", config.addr), e),
-        )?));
+        let conn = connecting(config, context(), client.get_async_connection()).await?;
+        conns.push(Conn::Cluster(conn));
     }
     Ok((conns, masters))
 }

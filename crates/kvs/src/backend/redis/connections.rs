@@ -4,11 +4,12 @@
 
 use super::{cluster, RedisStore, BACKEND};
 use crate::config::RedisConfig;
-use crate::{Error, Result};
+use crate::{format_duration, Error, Result};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -113,9 +114,42 @@ pub(super) async fn single(addr: &str, config: &RedisConfig) -> Result<Connectio
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(config.command_timeout))
         .set_number_of_retries(2);
-    ConnectionManager::new_with_config(client, manager_config)
-        .await
-        .map_err(|e| redis_error(format!("connecting to {addr}"), e))
+    connecting(
+        config,
+        format!("connecting to {addr}"),
+        ConnectionManager::new_with_config(client, manager_config),
+    )
+    .await
+}
+
+/// Runs `connect` within `config.connect_timeout` in all, however many
+/// attempts the client makes inside it (the connection manager retries,
+/// and each attempt has the whole timeout to itself).
+pub(super) async fn connecting<T>(
+    config: &RedisConfig,
+    context: String,
+    connect: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T> {
+    // A TLS client talking to a plain server sends its hello and waits;
+    // the server waits for the end of a command line that never comes.
+    let hint = if config.tls {
+        " (with rediss://: is the server serving TLS? a plain server takes redis://)"
+    } else {
+        ""
+    };
+    match tokio::time::timeout(config.connect_timeout, connect).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(e)) => Err(redis_error(format!("{context}{hint}"), e)),
+        Err(_) => Err(Error::backend(
+            BACKEND,
+            format!("{context}{hint}"),
+            format!(
+                "no connection within connect_timeout ({})",
+                format_duration(config.connect_timeout)
+            ),
+        )
+        .temporary_if(true)),
+    }
 }
 
 /// The one mapping of the `redis` crate's errors. Worth retrying: a
