@@ -164,10 +164,8 @@ impl LevelDbStore {
     ) -> StoreFuture<'_, T> {
         let now_ms = self.clock.now_ms();
         self.send(move |reply| {
-            Request::Exclusive(Box::new(move |worker: Result<&mut Worker>| {
-                let answer =
-                    worker.and_then(|worker| worker.contained(|worker| op(worker, now_ms)));
-                let _ = reply.send(answer);
+            Request::Exclusive(Box::new(move |worker: &mut Worker| {
+                let _ = reply.send(worker.contained(|worker| op(worker, now_ms)));
             }))
         })
     }

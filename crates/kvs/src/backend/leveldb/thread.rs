@@ -43,15 +43,14 @@ pub(super) enum Request {
         done: oneshot::Sender<Result<()>>,
     },
     /// Anything that reads, read-modify-writes included: runs alone, after
-    /// every earlier write is committed. The closure sends its own answer:
-    /// it is given the worker, or the error that makes the database
-    /// unusable for now.
+    /// every earlier write is committed. The closure sends its own answer.
     Exclusive(Exclusive),
 }
 
-/// An exclusive request: called once, with the worker or the error that
-/// keeps the database out of use; it sends its own answer.
-pub(super) type Exclusive = Box<dyn FnOnce(Result<&mut Worker>) + Send>;
+/// An exclusive request: called once with the worker; it sends its own
+/// answer (running its operation through [`Worker::contained`], which
+/// reopens a database out of use first).
+pub(super) type Exclusive = Box<dyn FnOnce(&mut Worker) + Send>;
 
 /// A write that reads nothing, so it can share a write batch.
 pub(super) enum PlainWrite {
@@ -327,7 +326,7 @@ impl Worker {
                     // `run` contains its operation's panics (see
                     // `Worker::contained`); this only guards the rest.
                     let dir = Arc::clone(&self.dir);
-                    if let Err(e) = contain(&dir, "using", || run(self.usable())) {
+                    if let Err(e) = contain(&dir, "using", || run(self)) {
                         self.fail(cause(&e));
                     }
                 }
