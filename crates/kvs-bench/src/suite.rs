@@ -2,7 +2,7 @@
 //! classes (which kvs settings each peer is compared with), and the run.
 
 use crate::measure::{self, Measurement, Run};
-use crate::report::{self, Comparison, Line};
+use crate::report::{self, Comparison, Line, BUFFERED_LEVELDB};
 use crate::subjects::kvs::Kvs;
 use crate::subjects::{dynamodb, leveldb, memory, redis, sqlite};
 use crate::workload::Workload;
@@ -470,6 +470,7 @@ impl Bench<'_> {
         let raw_dirs = [
             dir.join("kvs-bench-rusty-leveldb"),
             dir.join("kvs-bench-rusty-leveldb-sync"),
+            dir.join("kvs-bench-rusty-leveldb-buffered"),
         ];
         let mut lazy = config.clone();
         lazy.leveldb.sync_writes = false;
@@ -481,22 +482,32 @@ impl Bench<'_> {
         durable.leveldb.path = dir.join("kvs-bench-sync");
         self.add_kvs(durable, "leveldb-sync", "every write synced", true)
             .await?;
-        let raw = leveldb::RustyLevelDb::open(&raw_dirs[0], false).map_err(|e| format!("{e:?}"))?;
+        use leveldb::{RustyLevelDb, Writes};
+        let open = |dir: &std::path::Path, writes| {
+            RustyLevelDb::open(dir, writes).map_err(|e| format!("{e:?}"))
+        };
         self.add(
             "rusty-leveldb",
             "leveldb",
-            "AsyncDB, writes not synced",
-            raw,
+            "AsyncDB on kvs's Env, each write flushed to the OS, as kvs's",
+            open(&raw_dirs[0], Writes::Flushed)?,
             false,
         )
         .await?;
-        let raw = leveldb::RustyLevelDb::open(&raw_dirs[1], true).map_err(|e| format!("{e:?}"))?;
         self.add(
             "rusty-leveldb",
             "leveldb-sync",
-            "AsyncDB, write(batch, sync=true), which does not fsync on its default Env",
-            raw,
+            "AsyncDB on kvs's Env, each write fdatasynced, as kvs's",
+            open(&raw_dirs[1], Writes::Synced)?,
             true,
+        )
+        .await?;
+        self.add(
+            BUFFERED_LEVELDB,
+            "leveldb",
+            "AsyncDB defaults: writes wait in a user-space buffer, not flushed",
+            open(&raw_dirs[2], Writes::Buffered)?,
+            false,
         )
         .await?;
         self.race("leveldb").await?;

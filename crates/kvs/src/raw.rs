@@ -26,3 +26,6 @@ pub use crate::key::{
     decode_key, encode_key, escape_namespace, namespace_dir_name, namespace_prefix,
     normalize_namespace, prefix_successor, prefix_successor_str, validate_key, validate_prefix,
 };
+
+#[cfg(feature = "leveldb")]
+pub use crate::backend::leveldb::env as leveldb_env;

@@ -6,6 +6,7 @@
 //! | `KVS_TEST_REDIS_CLUSTER_URL`  | a Redis Cluster of the test script     |
 //! | `KVS_TEST_DYNAMODB_ENDPOINT`  | the DynamoDB emulators, comma-separated |
 //! | `KVS_TEST_REQUIRE_ALL`        | `1`: a missing server fails the test   |
+//! | `KVS_FAULT_REPORT`            | a file the fault cases append to       |
 //!
 //! `CI=true` implies `KVS_TEST_REQUIRE_ALL=1`.
 
@@ -38,5 +39,27 @@ pub fn server(variable: &str, backend: &str) -> Option<String> {
             );
             None
         }
+    }
+}
+
+/// Records one fault-injection case's figures: prints them, and appends
+/// them to the file `KVS_FAULT_REPORT` names, from which `scripts/test`
+/// prints the suite's total. Call it only once every check has passed: the
+/// line says no acknowledged write was lost.
+pub fn report_faults(case: &str, faults: usize, checked: usize) {
+    use std::io::Write as _;
+    let line =
+        format!("{case}: {faults} faults injected, {checked} acknowledged writes checked, 0 lost");
+    eprintln!("fault suite: {line}");
+    let Ok(path) = std::env::var("KVS_FAULT_REPORT") else {
+        return;
+    };
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| writeln!(file, "{line}"));
+    if let Err(e) = appended {
+        eprintln!("!!!!! could not append to KVS_FAULT_REPORT={path}: {e} !!!!!");
     }
 }

@@ -10,14 +10,27 @@ use std::collections::HashMap;
 /// Invariant: `deadlines` holds every key staged in `batch`, so a later
 /// write in the same batch finds the expiry entry an earlier one staged
 /// (the database does not show it until the batch is written).
-#[derive(Default)]
 pub(super) struct Pending {
     pub(super) batch: WriteBatch,
     /// Deadlines (or `None`: deleted) of keys written in this batch.
     deadlines: HashMap<String, Option<u64>>,
+    /// Whether the database or this batch may hold an expiry entry (see
+    /// `Worker::expiring`). While neither does, a replaced record has no
+    /// entry to drop, so `set` does not read it.
+    pub(super) expiring: bool,
 }
 
 impl Pending {
+    /// An empty batch for a database that may (`expiring`) or cannot hold
+    /// an expiry entry.
+    pub(super) fn new(expiring: bool) -> Pending {
+        Pending {
+            batch: WriteBatch::default(),
+            deadlines: HashMap::new(),
+            expiring,
+        }
+    }
+
     /// Whether nothing is staged.
     pub(super) fn is_empty(&self) -> bool {
         self.deadlines.is_empty()
@@ -25,11 +38,14 @@ impl Pending {
 
     /// Stages `key = value` with `expires_at`, keeping the expiry index in step.
     pub(super) fn set(&mut self, db: &mut DB, key: String, value: &[u8], expires_at: u64) {
-        if let Some(old) = self.deadline(db, &key).filter(|d| *d != NEVER) {
-            self.batch.delete(&expiry_key(old, &key));
+        if self.expiring {
+            if let Some(old) = self.deadline(db, &key).filter(|d| *d != NEVER) {
+                self.batch.delete(&expiry_key(old, &key));
+            }
         }
         if expires_at != NEVER {
             self.batch.put(&expiry_key(expires_at, &key), b"");
+            self.expiring = true;
         }
         self.batch.put(&data_key(&key), &record(value, expires_at));
         self.deadlines.insert(key, Some(expires_at));

@@ -14,8 +14,34 @@ use std::sync::Arc;
 /// rusty-leveldb flushes its log after a write with `sync = true`; with the
 /// plain `PosixDiskEnv` that only empties a user-space buffer.
 pub(super) struct SyncingEnv {
-    pub(super) inner: PosixDiskEnv,
-    pub(super) sync: bool,
+    inner: PosixDiskEnv,
+    sync: bool,
+}
+
+impl SyncingEnv {
+    pub(super) fn new(sync: bool) -> SyncingEnv {
+        SyncingEnv {
+            inner: PosixDiskEnv::new(),
+            sync,
+        }
+    }
+}
+
+/// The file system this backend gives rusty-leveldb, for code that drives
+/// rusty-leveldb itself and wants to write the way kvs does (the
+/// benchmark's raw subject): written files go to the operating system on
+/// every flush, and with `sync` they `fdatasync` too. Part of
+/// [`kvs::raw`](crate::raw).
+///
+/// ```
+/// let options = rusty_leveldb::Options {
+///     env: std::rc::Rc::new(kvs::raw::leveldb_env(false)),
+///     ..rusty_leveldb::Options::default()
+/// };
+/// # let _ = options;
+/// ```
+pub fn env(sync: bool) -> Box<dyn Env> {
+    Box::new(SyncingEnv::new(sync))
 }
 
 /// A file that syncs its data to disk on `flush`.

@@ -39,6 +39,8 @@
 
 mod batch;
 mod env;
+pub use env::env;
+mod damage;
 mod ops;
 mod records;
 mod thread;
@@ -157,14 +159,32 @@ impl LevelDbStore {
         self.handle.lock().as_ref().map(|h| h.dir.clone())
     }
 
-    /// Runs `op` on the database thread, alone, and answers with its result.
+    /// Runs `op` on the database thread, alone, after every write queued
+    /// before it is committed, and answers with its result.
     fn call<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut Worker, u64) -> Result<T> + Send + 'static,
     ) -> StoreFuture<'_, T> {
+        self.run(Request::Exclusive, op)
+    }
+
+    /// Runs the pure read `op` on the database thread (see
+    /// [`Request::Read`]) and answers with its result.
+    fn read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Worker, u64) -> Result<T> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        self.run(Request::Read, op)
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        kind: fn(thread::Exclusive) -> Request,
+        op: impl FnOnce(&mut Worker, u64) -> Result<T> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
         let now_ms = self.clock.now_ms();
         self.send(move |reply| {
-            Request::Exclusive(Box::new(move |worker: &mut Worker| {
+            kind(Box::new(move |worker: &mut Worker| {
                 let _ = reply.send(worker.contained(|worker| op(worker, now_ms)));
             }))
         })
@@ -205,7 +225,7 @@ impl Store for LevelDbStore {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
         check!(validate_key(key));
         let key = key.to_owned();
-        let found = self.call(move |db, now| db.get(&key, now));
+        let found = self.read(move |db, now| db.get(&key, now));
         StoreFuture::boxed(async move { found.await?.ok_or(Error::NotFound) })
     }
 
@@ -232,26 +252,26 @@ impl Store for LevelDbStore {
     fn exists<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
         check!(validate_key(key));
         let key = key.to_owned();
-        self.call(move |db, now| db.exists(&key, now))
+        self.read(move |db, now| db.exists(&key, now))
     }
 
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
         check!(validate_prefix(prefix));
         let prefix = prefix.to_owned();
-        self.call(move |db, now| db.list(&prefix, now))
+        self.read(move |db, now| db.list(&prefix, now))
     }
 
     fn count<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
         check!(validate_prefix(prefix));
         let prefix = prefix.to_owned();
-        self.call(move |db, now| db.count(&prefix, now))
+        self.read(move |db, now| db.count(&prefix, now))
     }
 
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
         check!(validate_key(key));
         let key = key.to_owned();
         let now = self.clock.now_ms();
-        let found = self.call(move |db, now| db.deadline(&key, now));
+        let found = self.read(move |db, now| db.deadline(&key, now));
         StoreFuture::boxed(async move {
             let deadline = found.await?.ok_or(Error::NotFound)?;
             Ok(remaining(deadline, now))
@@ -261,7 +281,7 @@ impl Store for LevelDbStore {
     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
         check!(keys.iter().try_for_each(|k| validate_key(k)));
         let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-        self.call(move |db, now| db.get_many(&keys, now))
+        self.read(move |db, now| db.get_many(&keys, now))
     }
 
     fn set_many<'a>(
@@ -342,7 +362,7 @@ impl Store for LevelDbStore {
         check!(validate_prefix(prefix));
         let prefix = prefix.to_owned();
         let after = start_after.map(str::to_owned);
-        let page = self.call(move |db, now| db.list_page(&prefix, after.as_deref(), limit, now));
+        let page = self.read(move |db, now| db.list_page(&prefix, after.as_deref(), limit, now));
         StoreFuture::boxed(async move {
             let keys = page.await?;
             let next = (limit > 0 && keys.len() == limit).then(|| keys[limit - 1].clone());
@@ -374,7 +394,7 @@ impl Store for LevelDbStore {
 impl DocSpace for LevelDbStore {
     fn scan_values<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
         let prefix = prefix.to_owned();
-        self.call(move |db, now| db.pairs(&prefix, now))
+        self.read(move |db, now| db.pairs(&prefix, now))
     }
 }
 

@@ -1,8 +1,7 @@
 //! The operations of the database thread, one method each. A method that
-//! writes stages its writes in one [`Pending`] batch and writes it before
+//! writes stages its writes in one [`Pending`](super::batch::Pending) batch and writes it before
 //! it answers; none is interleaved with another request.
 
-use super::batch::Pending;
 use super::records::{data_key, record_deadline, DATA, EXPIRY, HEADER};
 use super::thread::{leveldb_error, Worker};
 use crate::deadline::{is_live, NEVER};
@@ -88,7 +87,7 @@ impl Worker {
         entries: Vec<(String, Vec<u8>)>,
         expires_at: u64,
     ) -> Result<()> {
-        let mut pending = Pending::default();
+        let mut pending = self.pending();
         let db = self.db()?;
         for (key, value) in entries {
             pending.set(db, key, &value, expires_at);
@@ -98,7 +97,7 @@ impl Worker {
 
     /// Deletes `keys` (distinct); returns how many were live.
     pub(super) fn delete_many(&mut self, keys: Vec<String>, now_ms: u64) -> Result<usize> {
-        let mut pending = Pending::default();
+        let mut pending = self.pending();
         let mut deleted = 0;
         let db = self.db()?;
         for key in keys {
@@ -123,7 +122,7 @@ impl Worker {
         if current.as_ref().map(|r| &r[HEADER..]) != expected {
             return Ok(false);
         }
-        let mut pending = Pending::default();
+        let mut pending = self.pending();
         pending.set(self.db()?, key, value, expires_at);
         self.write(pending)?;
         Ok(true)
@@ -137,7 +136,7 @@ impl Worker {
             .as_deref()
             .and_then(record_deadline)
             .unwrap_or(NEVER);
-        let mut pending = Pending::default();
+        let mut pending = self.pending();
         pending.set(self.db()?, key, next.to_string().as_bytes(), expires_at);
         self.write(pending)?;
         Ok(next)
@@ -146,7 +145,7 @@ impl Worker {
     /// Gives a live key the deadline `expires_at`; `NotFound` otherwise.
     pub(super) fn expire(&mut self, key: String, expires_at: u64, now_ms: u64) -> Result<()> {
         let record = self.live_record(&key, now_ms)?.ok_or(Error::NotFound)?;
-        let mut pending = Pending::default();
+        let mut pending = self.pending();
         pending.set(self.db()?, key, &record[HEADER..], expires_at);
         self.write(pending)
     }
@@ -228,6 +227,7 @@ impl Worker {
         let mut removed = 0;
         loop {
             let mut expired = Vec::new();
+            let mut any_entry = false;
             let (db, dir) = self.parts()?;
             {
                 let mut iter = db
@@ -235,6 +235,7 @@ impl Worker {
                     .map_err(|e| leveldb_error(dir, "sweeping", e))?;
                 iter.seek(&[EXPIRY]);
                 while let Some((index_key, _)) = iter.current() {
+                    any_entry |= index_key.first() == Some(&EXPIRY);
                     if index_key.first() != Some(&EXPIRY) || expired.len() >= SWEEP_BATCH {
                         break;
                     }
@@ -255,6 +256,11 @@ impl Worker {
                 }
             }
             if expired.is_empty() {
+                if !any_entry {
+                    // The index is empty: writes may skip looking for the
+                    // entries of the records they replace.
+                    self.expiring = false;
+                }
                 return Ok(removed);
             }
             let mut batch = WriteBatch::default();

@@ -3,6 +3,7 @@
 //! lost, no panic escapes, and the store recovers by itself once it can.
 
 use super::env::faults;
+use super::thread::Worker;
 use super::LevelDbStore;
 use crate::config::LevelDbConfig;
 use crate::key::namespace_dir_name;
@@ -106,9 +107,14 @@ async fn a_full_disk_fails_writes_and_loses_no_acknowledged_one() {
         faults += failed;
         checked += acknowledged;
     }
-    eprintln!(
-        "leveldb disk-full faults: {faults} writes failed, {checked} acknowledged writes checked, 0 lost"
+    #[cfg(feature = "testkit")]
+    crate::testkit::env::report_faults(
+        "leveldb disk full, writes torn at 14 offsets",
+        faults,
+        checked,
     );
+    #[cfg(not(feature = "testkit"))]
+    eprintln!("leveldb disk full: {faults} faults injected, {checked} acknowledged writes checked, 0 lost");
 }
 
 /// A table file cut short: whatever rusty-leveldb makes of it (it panics
@@ -166,4 +172,86 @@ async fn a_truncated_table_is_an_error_not_a_panic() {
             store.close().await.unwrap();
         }
     }
+}
+
+/// Waits (up to a minute) until the database thread says `ready`.
+async fn until(store: &LevelDbStore, ready: fn(&Worker) -> bool) {
+    for _ in 0..6000 {
+        if store.call(move |w, _| Ok(ready(w))).await.unwrap() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the database thread never got there");
+}
+
+/// A store without TTLs skips reading the record a `set` replaces (there is
+/// no expiry entry to drop); the first TTL turns the reads back on, and a
+/// sweep that empties the index turns them off again. Through all of it, an
+/// overwrite without a TTL drops the old deadline's entry, so the sweep
+/// never deletes the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_skip_the_expiry_lookup_only_while_no_key_has_a_ttl() {
+    use crate::expiry::ManualClock;
+    use std::sync::Arc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let config = LevelDbConfig {
+        cleanup_interval: Duration::from_millis(5),
+        ..config(dir.path())
+    };
+    let store = LevelDbStore::open_with_clock("ttl", config.clone(), clock.clone())
+        .await
+        .unwrap();
+    assert!(
+        !store.call(|w, _| Ok(w.expiring)).await.unwrap(),
+        "a new database has no TTLs"
+    );
+    store.set("plain", b"1", None).await.unwrap();
+    assert!(!store.call(|w, _| Ok(w.expiring)).await.unwrap());
+
+    store
+        .set("short", b"2", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert!(
+        store.call(|w, _| Ok(w.expiring)).await.unwrap(),
+        "a TTL was written"
+    );
+    clock.advance(Duration::from_secs(2));
+    until(&store, |w| !w.expiring).await;
+    assert!(!store.exists("short").await.unwrap());
+
+    store
+        .set("kept", b"3", Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    store.set("kept", b"4", None).await.unwrap();
+    clock.advance(Duration::from_secs(20));
+    until(&store, |w| !w.expiring).await;
+    assert_eq!(&store.get("kept").await.unwrap()[..], b"4");
+    assert_eq!(store.ttl("kept").await.unwrap(), None);
+    store.close().await.unwrap();
+    drop(store);
+
+    // Reopened, the flag is read from the index itself.
+    let store = LevelDbStore::open_with_clock("ttl", config.clone(), clock.clone())
+        .await
+        .unwrap();
+    assert!(!store.call(|w, _| Ok(w.expiring)).await.unwrap());
+    store
+        .set("later", b"5", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let store = LevelDbStore::open_with_clock("ttl", config, clock)
+        .await
+        .unwrap();
+    assert!(
+        store.call(|w, _| Ok(w.expiring)).await.unwrap(),
+        "the index holds an entry"
+    );
+    store.close().await.unwrap();
 }

@@ -3,7 +3,9 @@
 //! answers every [`Request`] in arrival order.
 
 use super::batch::Pending;
+use super::damage;
 use super::env::SyncingEnv;
+use super::records::EXPIRY;
 use super::BACKEND;
 use crate::config::LevelDbConfig;
 use crate::expiry::Clock;
@@ -11,7 +13,7 @@ use crate::registry::Registry;
 use crate::worker::{next_batch, Next};
 use crate::{Error, Result};
 use parking_lot::Mutex;
-use rusty_leveldb::{Options, PosixDiskEnv, Status, DB};
+use rusty_leveldb::{LdbIterator, Options, Status, DB};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -42,9 +44,15 @@ pub(super) enum Request {
         write: PlainWrite,
         done: oneshot::Sender<Result<()>>,
     },
-    /// Anything that reads, read-modify-writes included: runs alone, after
-    /// every earlier write is committed. The closure sends its own answer.
+    /// A read-modify-write (or anything that must see every earlier
+    /// write): runs alone, after every earlier write is committed. The
+    /// closure sends its own answer.
     Exclusive(Exclusive),
+    /// A pure read: runs at once, before the plain writes staged earlier in
+    /// the same batch are committed. None of those is acknowledged yet, so
+    /// no caller can have seen one, and a read that misses them is one that
+    /// came first; meanwhile those writes keep sharing one commit.
+    Read(Exclusive),
 }
 
 /// An exclusive request: called once with the worker; it sends its own
@@ -77,10 +85,10 @@ impl Handle {
         let thread = std::thread::Builder::new()
             .name("kvs-leveldb".into())
             .spawn(move || {
-                let db = match open_db(&thread_dir, sync) {
-                    Ok(db) => {
+                let (db, expiring) = match open_db(&thread_dir, sync) {
+                    Ok(opened_db) => {
                         let _ = opened.send(Ok(()));
-                        db
+                        opened_db
                     }
                     Err(e) => {
                         let _ = opened.send(Err(e));
@@ -92,6 +100,7 @@ impl Handle {
                     dir: thread_dir.into(),
                     sync,
                     failed: None,
+                    expiring,
                 }
                 .run(&queue, interval, clock.as_ref());
             })
@@ -136,13 +145,15 @@ impl Drop for Handle {
     }
 }
 
-/// Opens the database in `dir`. A panic inside rusty-leveldb (it panics on
+/// Opens the database in `dir`, and says whether it holds an expiry entry
+/// (see [`Worker::expiring`]). A panic inside rusty-leveldb (it panics on
 /// some damaged logs and tables) is an error naming the directory.
-fn open_db(dir: &Path, sync: bool) -> Result<DB> {
+fn open_db(dir: &Path, sync: bool) -> Result<(DB, bool)> {
     contain(dir, "opening", || open_db_unguarded(dir, sync)).and_then(|opened| opened)
 }
 
-fn open_db_unguarded(dir: &Path, sync: bool) -> Result<DB> {
+fn open_db_unguarded(dir: &Path, sync: bool) -> Result<(DB, bool)> {
+    damage::check(dir)?;
     let options = Options {
         create_if_missing: true,
         // Never append to the log found on open: recovery stops at a torn
@@ -151,13 +162,21 @@ fn open_db_unguarded(dir: &Path, sync: bool) -> Result<DB> {
         // next open. A fresh log per open is what C++ LevelDB does by
         // default; the old log's records are compacted into a table first.
         reuse_logs: false,
-        env: std::rc::Rc::new(Box::new(SyncingEnv {
-            inner: PosixDiskEnv::new(),
-            sync,
-        })),
+        env: std::rc::Rc::new(Box::new(SyncingEnv::new(sync))),
         ..Options::default()
     };
-    DB::open(dir, options).map_err(|e| leveldb_error(dir, "opening", e))
+    let mut db = DB::open(dir, options).map_err(|e| leveldb_error(dir, "opening", e))?;
+    let expiring = holds_expiry_entries(&mut db).map_err(|e| leveldb_error(dir, "opening", e))?;
+    Ok((db, expiring))
+}
+
+/// Whether `db` holds an entry of the expiry index.
+fn holds_expiry_entries(db: &mut DB) -> std::result::Result<bool, Status> {
+    let mut iter = db.new_iter()?;
+    iter.seek(&[EXPIRY]);
+    Ok(iter
+        .current()
+        .is_some_and(|(key, _)| key.first() == Some(&EXPIRY)))
 }
 
 /// The one mapping of rusty-leveldb's errors. Worth retrying: the
@@ -209,6 +228,14 @@ pub(super) struct Worker {
     sync: bool,
     /// Why the database is out of use.
     failed: Option<String>,
+    /// Whether the database may hold an expiry entry. While it holds none,
+    /// a write need not read the record it replaces to find the entry to
+    /// drop, which halves the work of a `set` on a store without TTLs.
+    ///
+    /// Invariant: `true` whenever an expiry entry is in the database; set
+    /// on open, by every written batch that staged one, and cleared only by
+    /// a sweep that finds none.
+    pub(super) expiring: bool,
 }
 
 impl Worker {
@@ -244,9 +271,10 @@ impl Worker {
         if let Some(reason) = self.failed.clone() {
             self.close();
             match open_db(&self.dir, self.sync) {
-                Ok(db) => {
+                Ok((db, expiring)) => {
                     tracing::info!(dir = %self.dir.display(), "kvs leveldb database reopened after a failure");
                     self.db = Some(db);
+                    self.expiring = expiring;
                     self.failed = None;
                 }
                 Err(e) => {
@@ -306,7 +334,7 @@ impl Worker {
     /// batch; an exclusive request first commits the writes before it, so
     /// it sees them.
     fn handle(&mut self, batch: Vec<Request>) {
-        let mut pending = Pending::default();
+        let mut pending = self.pending();
         let mut waiting = Vec::new();
         for request in batch {
             match request {
@@ -315,18 +343,26 @@ impl Worker {
                     Err(e) => {
                         // The writes staged so far go unwritten with it.
                         let _ = done.send(Err(e));
-                        drop(std::mem::take(&mut pending));
+                        pending = self.pending();
                         for done in std::mem::take(&mut waiting) {
                             let _ = done.send(Err(self.refusal()));
                         }
                     }
                 },
                 Request::Exclusive(run) => {
-                    self.commit(std::mem::take(&mut pending), std::mem::take(&mut waiting));
+                    let staged = std::mem::replace(&mut pending, Pending::new(true));
+                    self.commit(staged, std::mem::take(&mut waiting));
                     // `run` contains its operation's panics (see
                     // `Worker::contained`); this only guards the rest.
                     let dir = Arc::clone(&self.dir);
                     if let Err(e) = contain(&dir, "using", || run(self)) {
+                        self.fail(cause(&e));
+                    }
+                    pending = self.pending();
+                }
+                Request::Read(run) => {
+                    let dir = Arc::clone(&self.dir);
+                    if let Err(e) = contain(&dir, "reading", || run(self)) {
                         self.fail(cause(&e));
                     }
                 }
@@ -405,6 +441,11 @@ impl Worker {
         }
     }
 
+    /// An empty batch to stage writes in.
+    pub(super) fn pending(&self) -> Pending {
+        Pending::new(self.expiring)
+    }
+
     /// Writes `pending` as one batch, if it staged anything. A failure (or
     /// a panic) takes the database out of use until it is reopened.
     pub(super) fn write(&mut self, pending: Pending) -> Result<()> {
@@ -418,10 +459,12 @@ impl Worker {
         let db = self.db()?;
         // Always `sync = true`: it flushes rusty-leveldb's buffer to the
         // OS (kill -9 safe); `SyncingEnv` adds the fdatasync if asked to.
+        let staged_expiry = pending.expiring;
         let written = contain(&dir, "writing to", || db.write(pending.batch, true))
             .and_then(|w| w.map_err(|e| leveldb_error(&dir, "writing to", e)));
-        if let Err(e) = &written {
-            self.fail(format!("a write failed: {}", cause(e)));
+        match &written {
+            Ok(()) => self.expiring |= staged_expiry,
+            Err(e) => self.fail(format!("a write failed: {}", cause(e))),
         }
         written
     }
