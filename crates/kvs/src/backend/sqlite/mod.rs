@@ -7,14 +7,19 @@
 //!
 //! ```sql
 //! CREATE TABLE kvs (
+//!     id         INTEGER PRIMARY KEY,
 //!     namespace  TEXT    NOT NULL,
 //!     key        TEXT    NOT NULL,
-//!     value      BLOB    NOT NULL,
 //!     expires_at INTEGER,            -- ms since the Unix epoch; NULL = never
-//!     PRIMARY KEY (namespace, key)
-//! ) WITHOUT ROWID;
+//!     value      BLOB    NOT NULL
+//! );
+//! CREATE UNIQUE INDEX kvs_key ON kvs (namespace, key);
 //! CREATE INDEX kvs_expiry ON kvs (expires_at) WHERE expires_at IS NOT NULL;
 //! ```
+//!
+//! A rowid table, so that values of a few KB fit on their row's page; files
+//! of schema version 1 (a `WITHOUT ROWID` table) are migrated on open, in
+//! one transaction (see the `schema` module).
 //!
 //! Documents (the [`DocumentStore`](crate::DocumentStore) side) live in a
 //! second table, apart from plain keys; see the `documents` module:
@@ -31,7 +36,7 @@
 //! ) WITHOUT ROWID;
 //! ```
 //!
-//! `PRAGMA user_version` is the schema version (1). Text compares with
+//! `PRAGMA user_version` is the schema version (2). Text compares with
 //! SQLite's `BINARY` collation, which is byte order, so `ORDER BY key` is the
 //! order the [`Store`] contract asks for. A prefix query is the index range
 //! `key >= prefix AND key < successor(prefix)`
@@ -100,20 +105,30 @@ const BACKEND: &str = "sqlite";
 /// SQLite's default limit on a string or blob (SQLITE_MAX_LENGTH), less room
 /// for the row's other columns.
 const MAX_VALUE_LEN: usize = 1_000_000_000 - 4096;
+/// The rows of namespace ?1 from ?2 (`>=` or `>`, the `$from` operator) to
+/// ?3 (excluded) that are live at time ?4. The key index answers this alone,
+/// since it holds every row's id, less the ids of the expired rows, which the
+/// expiry index finds (the sweep keeps them few). Testing `expires_at` row by
+/// row instead visits each row's own page, a third slower for 100 keys.
+macro_rules! live_keys {
+    ($from:literal) => {
+        concat!(
+            "FROM kvs WHERE namespace = ?1 AND key ",
+            $from,
+            " ?2 AND key < ?3 AND id NOT IN (SELECT id FROM kvs WHERE expires_at < ?4)"
+        )
+    };
+}
 /// The live keys of namespace ?1 in the range [?2, ?3) at time ?4.
-const LIST_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
-     AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key";
+const LIST_SQL: &str = concat!("SELECT key ", live_keys!(">="), " ORDER BY key");
 /// How many keys [`LIST_SQL`] returns.
-const COUNT_SQL: &str = "SELECT count(*) FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
-     AND (expires_at IS NULL OR expires_at >= ?4)";
+const COUNT_SQL: &str = concat!("SELECT count(*) ", live_keys!(">="));
 /// A page of [`LIST_SQL`] from its start: at most ?5 keys.
-const FIRST_PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
-     AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key LIMIT ?5";
+const FIRST_PAGE_SQL: &str = concat!("SELECT key ", live_keys!(">="), " ORDER BY key LIMIT ?5");
 /// A later page: at most ?5 keys after ?2, which is at or after the prefix.
 /// (One statement with both `key >= prefix` and `key > after` let the
 /// planner start every page at the prefix, making a full scan quadratic.)
-const NEXT_PAGE_SQL: &str = "SELECT key FROM kvs WHERE namespace = ?1 AND key > ?2 AND key < ?3 \
-     AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key LIMIT ?5";
+const NEXT_PAGE_SQL: &str = concat!("SELECT key ", live_keys!(">"), " ORDER BY key LIMIT ?5");
 
 /// A store in a SQLite database file.
 ///
@@ -551,7 +566,7 @@ mod tests {
     }
 
     #[test]
-    fn prefix_queries_use_the_primary_key_range() {
+    fn prefix_queries_use_the_key_index_range() {
         let conn = Connection::open_in_memory().unwrap();
         create_schema(&conn, Path::new(":memory:")).unwrap();
         for (sql, limit) in [
@@ -578,7 +593,8 @@ mod tests {
                 .unwrap();
             let plan = plan.join(" | ");
             assert!(
-                plan.contains("USING PRIMARY KEY (namespace=? AND key>? AND key<?)"),
+                plan.contains("USING COVERING INDEX kvs_key (namespace=? AND key>? AND key<?)")
+                    && plan.contains("USING COVERING INDEX kvs_expiry (expires_at<?)"),
                 "{plan}"
             );
             assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
