@@ -62,7 +62,10 @@ pub async fn measure<S: Subject>(subject: &Arc<S>, run: Run) -> OpResult<Measure
             let mut ops = 0u64;
             loop {
                 let began = Instant::now();
-                if began >= deadline {
+                // At least one call per task: on a loaded machine a task can
+                // first run after a short turn is over, and a turn of no
+                // calls measures nothing (a rate of 0, a ratio of none).
+                if began >= deadline && ops > 0 {
                     break;
                 }
                 one(&*subject, run, &mut rng, ops as usize).await?;

@@ -17,6 +17,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
+mod bench;
+
 /// Get, set and list keys in any kvs store: memory, SQLite, LevelDB, Redis, DynamoDB.
 ///
 /// Without --store or --config (or KVS_STORE), kvs uses a SQLite database
@@ -84,7 +86,7 @@ enum Command {
     /// Measure kvs against the raw clients of its engines and against other
     /// key-value libraries (default: the embedded backends, in a temporary
     /// directory; --store for others, e.g. redis://127.0.0.1:6379/0).
-    Bench(BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -101,53 +103,7 @@ impl Command {
     }
 }
 
-#[derive(clap::Args, Debug)]
-struct BenchArgs {
-    /// A short run (10,000 keys, 50 ms per measurement): under 20 s on the
-    /// embedded backends, once built.
-    #[arg(long)]
-    quick: bool,
-    /// Print one JSON object per line instead of tables.
-    #[arg(long)]
-    json: bool,
-    /// Keys in the data set (default 100,000; 10,000 with --quick).
-    #[arg(long)]
-    keys: Option<usize>,
-    /// How long each measurement runs (default 1s; 50ms with --quick).
-    #[arg(long, value_parser = parse_ttl)]
-    duration: Option<Duration>,
-    /// Measurements per subject and workload, the subjects taking turns;
-    /// the best counts (default 3; 1 with --quick).
-    #[arg(long)]
-    rounds: Option<usize>,
-    /// Task counts, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,64")]
-    tasks: Vec<usize>,
-    /// Workloads, comma-separated (default: all of get_100B, get_4KB,
-    /// mix_90_10, list_100, count_100, set_100B, set_4KB).
-    #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
-    workloads: Vec<kvs_bench::Workload>,
-    /// Skip the peers that cannot be built with kvs (OpenDAL's and keyv's
-    /// SQLite, openkeyv's DynamoDB), which `bench/peers` builds with cargo
-    /// on first use.
-    #[arg(long, alias = "no-sqlx-peers")]
-    no_external_peers: bool,
-    /// Where file backends put their files (default: the temporary directory).
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
-}
-
-fn parse_workload(name: &str) -> Result<kvs_bench::Workload, String> {
-    kvs_bench::Workload::from_name(name).ok_or_else(|| {
-        let names: Vec<String> = kvs_bench::Workload::ALL.iter().map(|w| w.name()).collect();
-        format!(
-            "unknown workload {name:?}; expected one of {}",
-            names.join(", ")
-        )
-    })
-}
-
-fn parse_ttl(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_ttl(text: &str) -> Result<Duration, String> {
     kvs::parse_duration(text).map_err(|e| e.to_string())
 }
 
@@ -157,7 +113,7 @@ const NOT_FOUND: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Bench(args) = cli.command {
-        return bench(cli.store, args);
+        return bench::run(cli.store, args);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -195,7 +151,7 @@ fn io_failure(what: &str, e: std::io::Error) -> Failure {
     Failure::Message(format!("{what}: {e}"))
 }
 
-fn fail(message: &str) -> ExitCode {
+pub(crate) fn fail(message: &str) -> ExitCode {
     let message = message.strip_prefix("kvs: ").unwrap_or(message);
     eprintln!("kvs: {message}");
     ExitCode::FAILURE
@@ -242,6 +198,13 @@ fn default_config() -> kvs::Result<Config> {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let mut config = config(&cli)?;
+    if let Some(feature) = missing_backend(config.backend) {
+        return Err(Failure::Message(format!(
+            "this kvs was built without the {} backend; build it with the kvs-cli feature `{feature}` \
+             (cargo install kvs-cli --features {feature}, or --features full)",
+            config.backend.name()
+        )));
+    }
     if cli.command.only_reads() {
         // Reading never creates: a mistyped path is "no store at PATH",
         // not a new empty database (and its directories) left behind.
@@ -253,6 +216,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let closed = store.close().await;
     result?;
     Ok(closed?)
+}
+
+/// The kvs-cli feature that `kind` needs, if this build lacks it.
+fn missing_backend(kind: kvs::BackendKind) -> Option<&'static str> {
+    match kind {
+        kvs::BackendKind::Redis if !cfg!(feature = "redis") => Some("redis"),
+        kvs::BackendKind::DynamoDb if !cfg!(feature = "dynamodb") => Some("dynamodb"),
+        _ => None,
+    }
 }
 
 async fn execute(store: &dyn Store, command: Command) -> Result<(), Failure> {
@@ -306,74 +278,4 @@ async fn execute(store: &dyn Store, command: Command) -> Result<(), Failure> {
     written
         .and_then(|()| out.flush())
         .map_err(|e| io_failure("writing to stdout", e))
-}
-
-/// `kvs bench`: runs on a multi-threaded runtime (64 tasks need more than
-/// one thread), prints tables or JSON lines.
-fn bench(stores: Vec<String>, args: BenchArgs) -> ExitCode {
-    let mut options = if args.quick {
-        kvs_bench::Options::quick()
-    } else {
-        kvs_bench::Options::full()
-    };
-    options.stores = stores;
-    if let Some(keys) = args.keys {
-        options.keys = keys;
-    }
-    if let Some(duration) = args.duration {
-        options.duration = duration;
-    }
-    if let Some(rounds) = args.rounds {
-        options.rounds = rounds;
-    }
-    options.tasks = args.tasks;
-    if !args.workloads.is_empty() {
-        options.workloads = args.workloads;
-    }
-    options.external = !args.no_external_peers;
-    options.dir = args.dir;
-    options.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if options.tasks.contains(&0) {
-        return fail("--tasks: every task count must be at least 1");
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(&format!("cannot start: {e}")),
-    };
-    let report = match runtime.block_on(kvs_bench::run(&options)) {
-        Ok(report) => report,
-        Err(e) => return fail(&format!("bench: {e}")),
-    };
-    let mut out = std::io::stdout().lock();
-    let written = if args.json {
-        let mut result = Ok(());
-        for line in &report.lines {
-            result = result.and_then(|()| json_line(&mut out, line));
-        }
-        for comparison in &report.comparisons {
-            result = result.and_then(|()| json_line(&mut out, comparison));
-        }
-        result
-    } else {
-        let met = report.comparisons.iter().filter(|c| c.met()).count();
-        write!(
-            out,
-            "{}\n{}\n{met} of {} comparisons met their target (raw clients: 0.9×, other libraries: 1.0×, group commit: 5×).\n",
-            kvs_bench::report::results_table(&report.lines),
-            kvs_bench::report::comparisons_table(&report.comparisons),
-            report.comparisons.len()
-        )
-    };
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("writing to stdout: {e}")),
-    }
-}
-
-fn json_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
-    writeln!(out)
 }

@@ -198,6 +198,7 @@ fn the_default_store_is_sqlite_in_the_data_directory() {
 /// `kvs bench --json` prints one JSON object per line: results, then one
 /// comparison per peer with the fields scripts read.
 #[test]
+#[cfg(feature = "bench")]
 fn bench_prints_json_lines_with_a_ratio_for_every_comparison() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::cargo_bin("kvs")
@@ -246,6 +247,7 @@ fn bench_prints_json_lines_with_a_ratio_for_every_comparison() {
 }
 
 #[test]
+#[cfg(feature = "bench")]
 fn bench_refuses_zero_tasks() {
     let out = Command::cargo_bin("kvs")
         .unwrap()
@@ -304,4 +306,38 @@ fn reading_commands_never_create_a_store() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The default build has the embedded backends and no benchmark: `kvs
+/// bench` and a networked store say which feature to build with.
+#[test]
+#[cfg(not(all(feature = "bench", feature = "redis", feature = "dynamodb")))]
+fn a_missing_feature_is_named() {
+    let mut cases = Vec::new();
+    if !cfg!(feature = "bench") {
+        cases.push((vec!["bench", "--quick"], "--features bench"));
+    }
+    if !cfg!(feature = "redis") {
+        cases.push((
+            vec!["--store", "redis://127.0.0.1:1/0", "get", "k"],
+            "--features redis",
+        ));
+    }
+    if !cfg!(feature = "dynamodb") {
+        cases.push((
+            vec!["--store", "dynamodb://t?region=us-east-1", "get", "k"],
+            "--features dynamodb",
+        ));
+    }
+    for (args, feature) in cases {
+        let out = Command::cargo_bin("kvs")
+            .unwrap()
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(feature), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
 }
