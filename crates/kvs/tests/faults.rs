@@ -91,6 +91,27 @@ async fn write_after_survives(url: &str, store: Arc<dyn Store>, what: &str) {
     store.close().await.unwrap();
 }
 
+/// Opens `url` after its last write (`last`, after `k0`..`k9`) was torn:
+/// it opens, every earlier write reads back, the torn one does not, and a
+/// write made now survives a reopen. Returns how many writes it checked.
+async fn reopen_after_a_torn_write(url: &str, what: &str) -> usize {
+    let store = open(url)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: a torn tail refused to open: {e}"));
+    let mut checked = 0;
+    for i in 0..10 {
+        let got = store.get(&format!("k{i}")).await;
+        assert_eq!(got.ok(), Some(value(i, 100).into()), "{what}: k{i}");
+        checked += 1;
+    }
+    assert!(
+        !store.exists("last").await.unwrap(),
+        "{what}: a torn write read back"
+    );
+    write_after_survives(url, store, what).await;
+    checked + 1
+}
+
 // ---------------------------------------------------------------- LevelDB
 
 /// The newest log cut at every offset of its last record (a 1 KB write):
@@ -126,20 +147,7 @@ async fn leveldb_log_torn_at_every_offset_of_its_last_record() {
         faults += 1;
         let url = format!("leveldb://{}?namespace=torn", work.path().display());
         let what = format!("log cut at {cut} of {before}..{after}");
-        let store = open(&url)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: a torn tail refused to open: {e}"));
-        for i in 0..10 {
-            let got = store.get(&format!("k{i}")).await;
-            assert_eq!(got.ok(), Some(value(i, 100).into()), "{what}: k{i}");
-            checked += 1;
-        }
-        assert!(
-            !store.exists("last").await.unwrap(),
-            "{what}: a torn write read back"
-        );
-        write_after_survives(&url, store, &what).await;
-        checked += 1;
+        checked += reopen_after_a_torn_write(&url, &what).await;
     }
     report(
         "leveldb log torn at every offset of its last record",
@@ -343,20 +351,7 @@ async fn sqlite_wal_torn_at_every_offset_of_its_last_frame() {
             "sqlite://{}?sync_writes=true",
             work.path().join("torn.db").display()
         );
-        let store = open(&url)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: a torn WAL refused to open: {e}"));
-        for i in 0..10 {
-            let got = store.get(&format!("k{i}")).await;
-            assert_eq!(got.ok(), Some(value(i, 100).into()), "{what}: k{i}");
-            checked += 1;
-        }
-        assert!(
-            !store.exists("last").await.unwrap(),
-            "{what}: a torn write read back"
-        );
-        write_after_survives(&url, store, &what).await;
-        checked += 1;
+        checked += reopen_after_a_torn_write(&url, &what).await;
     }
     report("sqlite WAL torn in its last frame", faults, checked);
 }
