@@ -50,6 +50,7 @@
 
 mod backend;
 mod config;
+mod copy;
 mod deadline;
 mod document;
 mod duration;
@@ -83,6 +84,10 @@ pub use backend::sqlite::SqliteStore;
 pub use config::{
     BackendKind, Config, DynamoDbConfig, LevelDbConfig, MemoryConfig, RedisConfig, SqliteConfig,
     DEFAULT_CLEANUP_INTERVAL,
+};
+pub use copy::{
+    copy, copy_with_progress, CopyOptions, CopyPhase, CopyProgress, CopyReport, Mismatch,
+    MAX_LISTED_MISMATCHES, TTL_TOLERANCE,
 };
 pub use document::{Document, DocumentStore, MAX_COLLECTION_LEN, MAX_ID_LEN};
 pub use duration::{format_duration, parse_duration};
