@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 mod bench;
+mod copy;
 
 /// Get, set and list keys in any kvs store: memory, SQLite, LevelDB, Redis, DynamoDB.
 ///
@@ -83,6 +84,9 @@ enum Command {
     Count { prefix: Option<String> },
     /// Print the time KEY has left (`1h29m58.5s`), or `none` if it never expires.
     Ttl { key: String },
+    /// Copy every key (with its TTL) from SRC to DST, e.g.
+    /// `kvs copy sqlite://./app.db redis://127.0.0.1:6379/0 --verify`.
+    Copy(copy::CopyArgs),
     /// Measure kvs against the raw clients of its engines and against other
     /// key-value libraries (default: the embedded backends, in a temporary
     /// directory; --store for others, e.g. redis://127.0.0.1:6379/0).
@@ -112,9 +116,10 @@ const NOT_FOUND: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Bench(args) = cli.command {
-        return bench::run(cli.store, args);
-    }
+    let cli = match cli.command {
+        Command::Bench(args) => return bench::run(cli.store, args),
+        _ => cli,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -122,19 +127,34 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start: {e}")),
     };
-    match runtime.block_on(run(cli)) {
+    let result = match cli.command {
+        // SRC and DST are its arguments: no store of --store is opened.
+        Command::Copy(args) => runtime.block_on(copy::run(args, cli.namespace)),
+        _ => runtime.block_on(run(cli)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::NotFound) => {
             eprintln!("kvs: key not found");
             ExitCode::from(NOT_FOUND)
         }
+        Err(Failure::Usage(message)) => {
+            let _ = fail(&message);
+            ExitCode::from(USAGE)
+        }
         Err(Failure::Message(message)) => fail(&message),
     }
 }
 
-/// Why a command failed: a missing key has an exit code of its own.
-enum Failure {
+/// Exit code for bad usage (clap uses it for bad flags too).
+const USAGE: u8 = 2;
+
+/// Why a command failed: a missing key and bad usage have exit codes of
+/// their own.
+pub(crate) enum Failure {
     NotFound,
+    /// The command line (an argument, a URL, a key) is wrong: exit 2.
+    Usage(String),
     Message(String),
 }
 
@@ -142,6 +162,11 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         match e {
             Error::NotFound => Failure::NotFound,
+            // What the user typed is wrong, not the store.
+            Error::InvalidKey { .. }
+            | Error::InvalidNamespace { .. }
+            | Error::InvalidConfig { .. }
+            | Error::InvalidTtl { .. } => Failure::Usage(e.to_string()),
             e => Failure::Message(e.to_string()),
         }
     }
@@ -166,17 +191,7 @@ fn config(cli: &Cli) -> kvs::Result<Config> {
     let mut config = if let Some(url) = cli.store.first() {
         Config::from_url(url)?
     } else if let Some(file) = &cli.config {
-        let text = std::fs::read_to_string(file).map_err(|e| Error::InvalidConfig {
-            message: format!("cannot read {}: {e}", file.display()),
-        })?;
-        let is_json = file
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        if is_json {
-            Config::from_json(&text)?
-        } else {
-            Config::from_yaml(&text)?
-        }
+        config_file(file)?
     } else {
         default_config()?
     };
@@ -184,6 +199,39 @@ fn config(cli: &Cli) -> kvs::Result<Config> {
         config.namespace = namespace.clone();
     }
     Ok(config)
+}
+
+/// A YAML or JSON configuration file (JSON by its extension).
+fn config_file(file: &std::path::Path) -> kvs::Result<Config> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::InvalidConfig {
+        message: format!("cannot read {}: {e}", file.display()),
+    })?;
+    let is_json = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        Config::from_json(&text)
+    } else {
+        Config::from_yaml(&text)
+    }
+}
+
+/// A store named on the command line: a URL, or the path of a
+/// configuration file.
+pub(crate) fn store_config(text: &str) -> kvs::Result<Config> {
+    if text.contains("://") {
+        return Config::from_url(text);
+    }
+    let path = std::path::Path::new(text);
+    if path.is_file() {
+        return config_file(path);
+    }
+    Err(Error::InvalidConfig {
+        message: format!(
+            "{text:?} is neither a store URL (sqlite://PATH, redis://HOST:PORT, ...) nor a \
+             configuration file"
+        ),
+    })
 }
 
 /// SQLite in the platform's data directory: `<data dir>/kvs/kvs.db`.
@@ -198,12 +246,8 @@ fn default_config() -> kvs::Result<Config> {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let mut config = config(&cli)?;
-    if let Some(feature) = missing_backend(config.backend) {
-        return Err(Failure::Message(format!(
-            "this kvs was built without the {} backend; build it with the kvs-cli feature `{feature}` \
-             (cargo install kvs-cli --features {feature}, or --features full)",
-            config.backend.name()
-        )));
+    if let Some(message) = missing_backend(config.backend) {
+        return Err(Failure::Message(message));
     }
     if cli.command.only_reads() {
         // Reading never creates: a mistyped path is "no store at PATH",
@@ -218,13 +262,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(closed?)
 }
 
-/// The kvs-cli feature that `kind` needs, if this build lacks it.
-fn missing_backend(kind: kvs::BackendKind) -> Option<&'static str> {
-    match kind {
-        kvs::BackendKind::Redis if !cfg!(feature = "redis") => Some("redis"),
-        kvs::BackendKind::DynamoDb if !cfg!(feature = "dynamodb") => Some("dynamodb"),
-        _ => None,
-    }
+/// What to say if this build lacks the backend `kind`: the kvs-cli
+/// feature it needs.
+pub(crate) fn missing_backend(kind: kvs::BackendKind) -> Option<String> {
+    let feature = match kind {
+        kvs::BackendKind::Redis if !cfg!(feature = "redis") => "redis",
+        kvs::BackendKind::DynamoDb if !cfg!(feature = "dynamodb") => "dynamodb",
+        _ => return None,
+    };
+    Some(format!(
+        "this kvs was built without the {} backend; build it with the kvs-cli feature `{feature}` \
+         (cargo install kvs-cli --features {feature}, or --features full)",
+        kind.name()
+    ))
 }
 
 async fn execute(store: &dyn Store, command: Command) -> Result<(), Failure> {
@@ -273,7 +323,8 @@ async fn execute(store: &dyn Store, command: Command) -> Result<(), Failure> {
             "{}",
             store.count(prefix.as_deref().unwrap_or("")).await?
         ),
-        Command::Bench(_) => Ok(()), // handled in main, before a store is opened
+        // Handled in main, before a store is opened.
+        Command::Bench(_) | Command::Copy(_) => Ok(()),
     };
     written
         .and_then(|()| out.flush())

@@ -101,7 +101,7 @@ fn errors_are_one_line_and_never_show_a_password() {
         .args(["list"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a bad URL is a usage error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("kvs: "), "{stderr}");
@@ -111,7 +111,7 @@ fn errors_are_one_line_and_never_show_a_password() {
         .args(["list"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"bogus\""));
 
     let out = kvs("memory://")
@@ -296,13 +296,13 @@ fn reading_commands_never_create_a_store() {
     kvs(&url).args(["get", "k"]).assert().success().stdout("v");
 
     let out = kvs("leveldb:///").args(["set", "a", "b"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("root directory"), "{err}");
     let out = kvs("sqlite://").args(["set", "a", "b"]).output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(2),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
