@@ -26,6 +26,8 @@
 //! this crate with only the `libraries` feature (the library subjects, the
 //! workloads, the measuring loop and the report).
 
+#[cfg(feature = "suite")]
+pub mod copy;
 pub mod measure;
 pub mod report;
 pub mod subject;

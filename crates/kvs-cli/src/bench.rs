@@ -39,6 +39,11 @@ pub struct BenchArgs {
     /// on first use.
     #[arg(long, alias = "no-sqlx-peers")]
     no_external_peers: bool,
+    /// Instead of the workloads: `kvs copy` of --keys keys (100,000) from a
+    /// SQLite file into the Redis of --store, against Redis `set_many`
+    /// alone on the same server.
+    #[arg(long)]
+    copy: bool,
     /// Where file backends put their files (default: the temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -68,6 +73,9 @@ fn workload(name: &str) -> Result<kvs_bench::Workload, String> {
 /// one thread), prints tables or JSON lines.
 #[cfg(feature = "bench")]
 pub fn run(stores: Vec<String>, args: BenchArgs) -> ExitCode {
+    if args.copy {
+        return copy(&stores, &args);
+    }
     let mut options = if args.quick {
         kvs_bench::Options::quick()
     } else {
@@ -138,4 +146,49 @@ pub fn run(stores: Vec<String>, args: BenchArgs) -> ExitCode {
 fn json_line(out: &mut impl std::io::Write, value: &impl serde::Serialize) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, value)?;
     writeln!(out)
+}
+
+/// `kvs bench --copy`.
+#[cfg(feature = "bench")]
+fn copy(stores: &[String], args: &BenchArgs) -> ExitCode {
+    let [url] = stores else {
+        return fail("--copy: give the Redis to copy into, once: --store redis://HOST:PORT/DB");
+    };
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("kvs-bench-copy-{}", std::process::id())),
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return fail(&format!("--dir {}: {e}", dir.display()));
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start: {e}")),
+    };
+    let keys = args
+        .keys
+        .unwrap_or(if args.quick { 10_000 } else { 100_000 });
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+    let result = runtime.block_on(kvs_bench::copy::run(url, &dir, keys, 100, 1000, rounds));
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let lines = match result {
+        Ok(lines) => lines,
+        Err(e) => return fail(&format!("bench --copy: {e}")),
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        lines.iter().try_for_each(|line| json_line(&mut out, line))
+    } else {
+        write!(out, "{}", kvs_bench::copy::table(&lines))
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("writing to stdout: {e}")),
+    }
 }

@@ -201,9 +201,6 @@ fn summarize(args: &CopyArgs, report: &CopyReport) -> Result<(), Failure> {
         kvs::format_duration(Duration::from_millis(report.elapsed.as_millis() as u64)),
         report.copied as f64 / secs
     );
-    if report.vanished > 0 {
-        line += &format!("; {} expired or deleted while copying", report.vanished);
-    }
     if args.delete_missing {
         let verb = if args.dry_run {
             "would delete"
@@ -223,7 +220,6 @@ fn summarize(args: &CopyArgs, report: &CopyReport) -> Result<(), Failure> {
         let json = serde_json::json!({
             "copied": report.copied,
             "bytes": report.bytes,
-            "vanished": report.vanished,
             "deleted": report.deleted,
             "verified": report.verified,
             "mismatches": report.mismatch_count,

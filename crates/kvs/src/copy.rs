@@ -1,8 +1,8 @@
 //! Copying the keys of one store into another: what `kvs copy` runs.
 //!
-//! The copy walks the source in pages of [`list_page`](Store::list_page)
-//! (byte order), reads each page with one [`get_many`](Store::get_many) and
-//! the keys' remaining TTLs, and writes it with
+//! The copy walks the source in pages of
+//! [`entries_page`](Store::entries_page) (byte order: each key with its
+//! value and remaining TTL), and writes each page with
 //! [`set_many`](Store::set_many), one call per distinct TTL. While a page is
 //! being written the next one is read, so the copy runs at the pace of the
 //! slower side rather than at the sum of both.
@@ -14,10 +14,10 @@
 //!   so a `last_key` from [`CopyProgress`] is a safe point to resume from
 //!   ([`CopyOptions::start_after`]): every key up to it has been written.
 //! - A key that expires (or is deleted) between being listed and being read
-//!   is not copied, and is counted in [`CopyReport::vanished`].
+//!   is not copied.
 
 use crate::generic::optional;
-use crate::{Bytes, Config, Error, Result, Store};
+use crate::{Config, Entry, Error, Result, Store};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -147,9 +147,6 @@ pub struct CopyReport {
     pub copied: u64,
     /// Their value bytes.
     pub bytes: u64,
-    /// Keys listed in the source that were gone (expired or deleted) by
-    /// the time they were read; not copied.
-    pub vanished: u64,
     /// The destination's keys that the source lacks, deleted with
     /// [`CopyOptions::delete_missing`] (or that would be, in a dry run).
     pub deleted: u64,
@@ -253,10 +250,8 @@ fn same_store() -> Error {
 
 /// One page of the source, read: the live keys with value and TTL.
 struct Page {
-    entries: Vec<(String, Bytes, Option<Duration>)>,
-    /// Keys listed but gone by the time they were read.
-    vanished: u64,
-    /// The last key listed (the resume point once the page is written).
+    entries: Vec<Entry>,
+    /// The page's last key (the resume point once the page is written).
     last: Option<String>,
     /// Whether another page follows.
     more: bool,
@@ -298,9 +293,8 @@ where
         report.bytes += page
             .entries
             .iter()
-            .map(|(_, v, _)| v.len() as u64)
+            .map(|e| e.value.len() as u64)
             .sum::<u64>();
-        report.vanished += page.vanished;
         if page.last.is_some() {
             report.last_key.clone_from(&page.last);
         }
@@ -317,54 +311,37 @@ where
     }
 }
 
-/// Lists a page after `start_after` and reads it: values with one
-/// `get_many`, TTLs with concurrent `ttl` calls.
+/// Reads the page after `start_after` with [`Store::entries_page`].
 async fn read_page<S: Store + ?Sized>(
     src: &S,
     prefix: &str,
     start_after: Option<String>,
     batch: usize,
 ) -> Result<Page> {
-    let (keys, cursor) = src.list_page(prefix, start_after.as_deref(), batch).await?;
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let values = src.get_many(&refs).await?;
-    let ttls = futures_util::future::try_join_all(keys.iter().zip(&values).map(
-        |(key, value)| async move {
-            match value {
-                Some(_) => optional(src.ttl(key).await),
-                None => Ok(None),
-            }
-        },
-    ))
-    .await?;
-    let mut page = Page {
-        entries: Vec::with_capacity(keys.len()),
-        vanished: 0,
-        last: keys.last().cloned(),
+    let (entries, cursor) = src
+        .entries_page(prefix, start_after.as_deref(), batch)
+        .await?;
+    Ok(Page {
+        last: cursor
+            .clone()
+            .or_else(|| entries.last().map(|e| e.key.clone())),
         more: cursor.is_some(),
-    };
-    for ((key, value), ttl) in keys.into_iter().zip(values).zip(ttls) {
-        match (value, ttl) {
-            (Some(value), Some(ttl)) => page.entries.push((key, value, ttl)),
-            // Absent at `get_many`, or expired before `ttl` answered.
-            _ => page.vanished += 1,
-        }
-    }
-    Ok(page)
+        entries,
+    })
 }
 
 /// Writes a page: one `set_many` per distinct TTL, concurrently (the keys
 /// of a page are distinct, so their order does not matter).
-async fn write_page<D: Store + ?Sized>(
-    dst: &D,
-    entries: &[(String, Bytes, Option<Duration>)],
-) -> Result<()> {
+async fn write_page<D: Store + ?Sized>(dst: &D, entries: &[Entry]) -> Result<()> {
     let mut by_ttl: BTreeMap<Option<Duration>, Vec<(&str, &[u8])>> = BTreeMap::new();
-    for (key, value, ttl) in entries {
+    for entry in entries {
+        // A key read with no time left still expires: `Some(ZERO)` would
+        // mean "never" to `set_many`.
+        let ttl = entry.ttl.map(|t| t.max(Duration::from_millis(1)));
         by_ttl
-            .entry(*ttl)
+            .entry(ttl)
             .or_default()
-            .push((key.as_str(), value.as_ref()));
+            .push((entry.key.as_str(), entry.value.as_ref()));
     }
     futures_util::future::try_join_all(by_ttl.iter().map(|(ttl, group)| dst.set_many(group, *ttl)))
         .await
@@ -468,7 +445,7 @@ where
     let mut bytes = 0u64;
     loop {
         let source = read_page(src, prefix, cursor.clone(), batch).await?;
-        let keys: Vec<&str> = source.entries.iter().map(|(k, _, _)| k.as_str()).collect();
+        let keys: Vec<&str> = source.entries.iter().map(|e| e.key.as_str()).collect();
         let values = dst.get_many(&keys).await?;
         let ttls = futures_util::future::try_join_all(keys.iter().zip(&values).map(
             |(key, value)| async move {
@@ -479,21 +456,19 @@ where
             },
         ))
         .await?;
-        for ((key, want, want_ttl), (got, got_ttl)) in
-            source.entries.iter().zip(values.iter().zip(ttls))
-        {
+        for (want, (got, got_ttl)) in source.entries.iter().zip(values.iter().zip(ttls)) {
             report.verified += 1;
-            bytes += want.len() as u64;
+            bytes += want.value.len() as u64;
             let problem = match (got, got_ttl) {
                 (None, _) | (Some(_), None) => Some("missing from the destination".to_owned()),
-                (Some(got), _) if got != want => Some("the value differs".to_owned()),
-                (Some(_), Some(got_ttl)) => ttl_problem(*want_ttl, got_ttl),
+                (Some(got), _) if *got != want.value => Some("the value differs".to_owned()),
+                (Some(_), Some(got_ttl)) => ttl_problem(want.ttl, got_ttl),
             };
             if let Some(problem) = problem {
                 report.mismatch_count += 1;
                 if report.mismatches.len() < MAX_LISTED_MISMATCHES {
                     report.mismatches.push(Mismatch {
-                        key: key.clone(),
+                        key: want.key.clone(),
                         problem,
                     });
                 }

@@ -19,7 +19,7 @@ macro_rules! forward_store {
             get, set, delete, exists, list, count, close, ttl,
             get_many, set_many, delete_many,
             set_if_absent, compare_and_swap, increment,
-            expire, persist, list_page, scan, delete_prefix, clear);
+            expire, persist, list_page, scan, entries_page, delete_prefix, clear);
     };
     (|$this:ident| $inner:expr; $($method:ident),+ $(,)?) => {
         $( $crate::forward::forward_store!(@$method |$this| $inner); )+
@@ -162,6 +162,17 @@ macro_rules! forward_store {
         fn scan<'a>(&'a self, prefix: &'a str) -> $crate::KeyStream<'a> {
             let $this = self;
             ($inner).scan(prefix)
+        }
+    };
+    (@entries_page |$this:ident| $inner:expr) => {
+        fn entries_page<'a>(
+            &'a self,
+            prefix: &'a str,
+            start_after: Option<&'a str>,
+            limit: usize,
+        ) -> $crate::StoreFuture<'a, (Vec<$crate::Entry>, Option<String>)> {
+            let $this = self;
+            ($inner).entries_page(prefix, start_after, limit)
         }
     };
     (@delete_prefix |$this:ident| $inner:expr) => {

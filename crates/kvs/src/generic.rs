@@ -9,7 +9,7 @@
 //! backend shares (Redis's `INCRBY` reads the same way on the server).
 
 use crate::key::validate_key;
-use crate::{Error, KeyStream, Result, Store, StoreFuture};
+use crate::{Entry, Error, KeyStream, Result, Store, StoreFuture};
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -114,6 +114,44 @@ pub fn scan_by_pages<'a, S: Store + ?Sized>(store: &'a S, prefix: &'a str) -> Ke
             Some((Ok(key), (page, cursor, done)))
         },
     ))
+}
+
+/// `entries_page` as `list_page`, one `get_many` and concurrent `ttl`
+/// calls: what [`Store::entries_page`] does unless a backend overrides it.
+/// A key gone between the listing and the reads is left out.
+pub fn entries_page_by_keys<'a, S: Store + ?Sized>(
+    store: &'a S,
+    prefix: &'a str,
+    start_after: Option<&'a str>,
+    limit: usize,
+) -> StoreFuture<'a, (Vec<Entry>, Option<String>)> {
+    StoreFuture::boxed(async move {
+        let (keys, next) = store.list_page(prefix, start_after, limit).await?;
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let values = store.get_many(&refs).await?;
+        let ttls = futures_util::future::try_join_all(keys.iter().zip(&values).map(
+            |(key, value)| async move {
+                match value {
+                    Some(_) => optional(store.ttl(key).await),
+                    None => Ok(None),
+                }
+            },
+        ))
+        .await?;
+        let entries = keys
+            .into_iter()
+            .zip(values)
+            .zip(ttls)
+            .filter_map(|((key, value), ttl)| {
+                Some(Entry {
+                    key,
+                    value: value?,
+                    ttl: ttl?,
+                })
+            })
+            .collect();
+        Ok((entries, next))
+    })
 }
 
 /// A stored counter, read exactly as Redis's `INCRBY` reads one

@@ -94,7 +94,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};
 pub use future::{KeyStream, StoreFuture};
 pub use key::{DEFAULT_NAMESPACE, MAX_KEY_LEN, MAX_NAMESPACE_LEN};
-pub use store::Store;
+pub use store::{Entry, Store};
 
 /// Re-exported so that users name the same `Bytes` type the trait returns.
 pub use bytes::Bytes;

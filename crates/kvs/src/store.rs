@@ -8,6 +8,18 @@ use crate::{KeyStream, StoreFuture};
 use bytes::Bytes;
 use std::time::Duration;
 
+/// A key with its value and the time it has left, as
+/// [`Store::entries_page`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key, without the namespace.
+    pub key: String,
+    /// Its value.
+    pub value: Bytes,
+    /// The time it has left when it was read; `None`: it never expires.
+    pub ttl: Option<Duration>,
+}
+
 /// An async key-value store opened for one namespace.
 ///
 /// # Contract
@@ -297,6 +309,39 @@ pub trait Store: Send + Sync {
     /// no values held).
     fn scan<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
         crate::generic::scan_by_pages(self, prefix)
+    }
+
+    /// A page as [`list_page`](Store::list_page) gives it, with each key's
+    /// value and remaining TTL: what [`kvs::copy`](crate::copy) and
+    /// `kvs export` read. A key of the listing that expires or is deleted
+    /// before its value is read is left out of the entries; the cursor is
+    /// the listing's.
+    ///
+    /// Provided as `list_page`, `get_many` and one `ttl` per key
+    /// ([`raw::entries_page_by_keys`](crate::raw::entries_page_by_keys));
+    /// SQLite reads the page in one query.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kvs::Result<()> {
+    /// use std::time::Duration;
+    /// let store = kvs::open(&kvs::Config::new(kvs::BackendKind::Memory)).await?;
+    /// store.set("a", b"1", None).await?;
+    /// store.set("b", b"2", Some(Duration::from_secs(60))).await?;
+    /// let (entries, next) = store.entries_page("", None, 10).await?;
+    /// assert_eq!((entries[0].key.as_str(), &entries[0].value[..], entries[0].ttl), ("a", &b"1"[..], None));
+    /// assert!(entries[1].ttl.is_some());
+    /// assert_eq!(next, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn entries_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, (Vec<Entry>, Option<String>)> {
+        crate::generic::entries_page_by_keys(self, prefix, start_after, limit)
     }
 
     // ---- bulk delete -------------------------------------------------

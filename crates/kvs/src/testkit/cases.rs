@@ -1569,6 +1569,62 @@ pub async fn paging_and_scan(h: &dyn Harness) {
     assert_eq!(streamed.len(), 2_502);
 }
 
+/// `entries_page` walks the listing's pages with each key's value and
+/// TTL, leaves expired keys out, and stays inside the prefix.
+pub async fn entries_pages(h: &dyn Harness) {
+    let s = open(h, "entries").await;
+    let keys: Vec<String> = (0..25).map(|i| format!("e:{i:02}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        let ttl = (i % 2 == 1).then_some(LONG_TTL);
+        set(&*s, key, format!("value {i}").as_bytes(), ttl).await;
+    }
+    set(&*s, "e:short", b"gone soon", Some(SHORT_TTL)).await;
+    set(&*s, "e", b"before the prefix", None).await;
+    set(&*s, "f", b"after it", None).await;
+    h.advance(PAST_SHORT_TTL).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let (page, next) = ok(
+            "entries_page",
+            s.entries_page("e:", cursor.as_deref(), 10).await,
+        );
+        assert!(page.len() <= 10, "a page holds at most its limit");
+        seen.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(seen.len() <= 30, "paging must end");
+    }
+    let got: Vec<&str> = seen.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(got, keys, "every live key under the prefix, in order, once");
+    for (i, entry) in seen.iter().enumerate() {
+        assert_eq!(
+            entry.value,
+            format!("value {i}").as_bytes(),
+            "{}",
+            entry.key
+        );
+        match entry.ttl {
+            None => assert_eq!(i % 2, 0, "{} has a TTL", entry.key),
+            Some(left) => {
+                assert_eq!(i % 2, 1, "{} has no TTL", entry.key);
+                assert!(
+                    left <= LONG_TTL && left > LONG_TTL - Duration::from_secs(60),
+                    "{}: {left:?} left of {LONG_TTL:?}",
+                    entry.key
+                );
+            }
+        }
+    }
+    let (page, next) = ok("entries_page", s.entries_page("e:", Some("e:24"), 10).await);
+    assert!(
+        page.is_empty() && next.is_none(),
+        "nothing after the last key"
+    );
+}
+
 /// `delete_prefix` and `clear` stay inside the namespace.
 pub async fn delete_prefix_and_clear(h: &dyn Harness) {
     let s = open(h, "bulk").await;

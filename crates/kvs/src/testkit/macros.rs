@@ -84,6 +84,7 @@ macro_rules! __conformance_key_value_cases {
             counters_read_as_redis_reads_them,
             expire_and_persist,
             paging_and_scan,
+            entries_pages,
             delete_prefix_and_clear,
         );
         $crate::__conformance_cases!($harness, $wrap, MultiThread:

@@ -91,7 +91,7 @@ use crate::deadline::{check_batch_ttl, check_ttl, deadline_ms, remaining, NEVER}
 use crate::expiry::{Clock, SystemClock};
 use crate::future::check;
 use crate::key::{normalize_namespace, prefix_successor_str, validate_key, validate_prefix};
-use crate::{Error, Result, Store, StoreFuture};
+use crate::{Entry, Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use database::Database;
 use parking_lot::Mutex;
@@ -129,6 +129,21 @@ const FIRST_PAGE_SQL: &str = concat!("SELECT key ", live_keys!(">="), " ORDER BY
 /// (One statement with both `key >= prefix` and `key > after` let the
 /// planner start every page at the prefix, making a full scan quadratic.)
 const NEXT_PAGE_SQL: &str = concat!("SELECT key ", live_keys!(">"), " ORDER BY key LIMIT ?5");
+
+/// The rows of a page with their values and deadlines, for
+/// `entries_page`: the same range as the page queries, with the value read
+/// from the table anyway, so the plain expiry test is as cheap as any.
+macro_rules! entries_sql {
+    ($from:literal) => {
+        concat!(
+            "SELECT key, value, expires_at FROM kvs WHERE namespace = ?1 AND key ",
+            $from,
+            " ?2 AND key < ?3 AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY key LIMIT ?5"
+        )
+    };
+}
+const FIRST_ENTRIES_SQL: &str = entries_sql!(">=");
+const NEXT_ENTRIES_SQL: &str = entries_sql!(">");
 
 /// A store in a SQLite database file.
 ///
@@ -459,6 +474,47 @@ impl Store for SqliteStore {
             let keys = page.await?;
             let next = (limit > 0 && keys.len() == limit).then(|| keys[limit - 1].clone());
             Ok((keys, next))
+        })
+    }
+
+    fn entries_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, (Vec<Entry>, Option<String>)> {
+        check!(validate_prefix(prefix));
+        let end = upper_bound(prefix);
+        let (sql, start) = match start_after {
+            Some(after) if after >= prefix => (NEXT_ENTRIES_SQL, after.to_owned()),
+            _ => (FIRST_ENTRIES_SQL, prefix.to_owned()),
+        };
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let now = self.clock.now_ms();
+        let page = self.read(
+            "reading a page of entries",
+            move |conn, namespace, now_sql| {
+                let mut statement = conn.prepare_cached(sql)?;
+                let rows = statement
+                    .query_map(params![namespace, start, end, now_sql, limit_sql], |row| {
+                        let deadline: Option<i64> = row.get(2)?;
+                        Ok(Entry {
+                            key: row.get(0)?,
+                            value: Bytes::from(row.get::<_, Vec<u8>>(1)?),
+                            ttl: deadline
+                                .and_then(|d| remaining(u64::try_from(d).unwrap_or(0), now)),
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<Entry>>>();
+                rows
+            },
+        );
+        StoreFuture::boxed(async move {
+            let entries = page.await?;
+            // Every row of the range is live, so a full page is the listing's.
+            let next =
+                (limit > 0 && entries.len() == limit).then(|| entries[limit - 1].key.clone());
+            Ok((entries, next))
         })
     }
 
