@@ -19,6 +19,7 @@ use tokio::io::AsyncReadExt;
 
 mod bench;
 mod copy;
+mod transfer;
 
 /// Get, set and list keys in any kvs store: memory, SQLite, LevelDB, Redis, DynamoDB.
 ///
@@ -84,6 +85,19 @@ enum Command {
     Count { prefix: Option<String> },
     /// Print the time KEY has left (`1h29m58.5s`), or `none` if it never expires.
     Ttl { key: String },
+    /// Remove every key starting with PREFIX; print how many there were.
+    DeletePrefix { prefix: String },
+    /// Remove every key of the namespace; print how many there were.
+    Clear {
+        /// Required: clearing cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write every key (or those under --prefix) as JSON Lines:
+    /// {"key", "value", "encoding" (base64 for non-UTF-8 values), "ttl_ms"}.
+    Export(transfer::ExportArgs),
+    /// Read keys from JSON Lines (what `export` writes), from FILE or stdin.
+    Import(transfer::ImportArgs),
     /// Copy every key (with its TTL) from SRC to DST, e.g.
     /// `kvs copy sqlite://./app.db redis://127.0.0.1:6379/0 --verify`.
     Copy(copy::CopyArgs),
@@ -103,6 +117,7 @@ impl Command {
                 | Command::List { .. }
                 | Command::Count { .. }
                 | Command::Ttl { .. }
+                | Command::Export(_)
         )
     }
 }
@@ -323,6 +338,24 @@ async fn execute(store: &dyn Store, command: Command) -> Result<(), Failure> {
             "{}",
             store.count(prefix.as_deref().unwrap_or("")).await?
         ),
+        Command::DeletePrefix { prefix } => {
+            if prefix.is_empty() {
+                return Err(Failure::Usage(
+                    "delete-prefix: an empty prefix is every key; use `kvs clear --yes`".into(),
+                ));
+            }
+            writeln!(out, "{}", store.delete_prefix(&prefix).await?)
+        }
+        Command::Clear { yes } => {
+            if !yes {
+                return Err(Failure::Usage(
+                    "clear removes every key of the namespace; add --yes to do it".into(),
+                ));
+            }
+            writeln!(out, "{}", store.clear().await?)
+        }
+        Command::Export(args) => return transfer::export(store, args).await,
+        Command::Import(args) => return transfer::import(store, args).await,
         // Handled in main, before a store is opened.
         Command::Bench(_) | Command::Copy(_) => Ok(()),
     };

@@ -230,14 +230,14 @@ fn a_killed_copy_resumes_and_verifies_clean() {
     let checkpoints = dir.path().join("data/kvs/copies");
 
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kvs"))
-        .args(["copy", &src, &dst, "--batch", "100"])
+        .args(["copy", &src, &dst, "--batch", "50"])
         .env_remove("KVS_STORE")
         .env("XDG_DATA_HOME", dir.path().join("data"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill as soon as the first pages are acknowledged: 2,000 pages in
+    // Kill as soon as the first pages are acknowledged: 4,000 pages in
     // all, so the copy is far from done.
     let deadline = Instant::now() + Duration::from_secs(120);
     let saved = loop {
