@@ -48,8 +48,8 @@ pub(crate) struct CopyArgs {
     /// last key it saved.
     #[arg(long)]
     resume: bool,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
+    /// Print the report as JSON on stdout (also the global --json).
+    #[arg(skip)]
     json: bool,
 }
 
@@ -61,7 +61,12 @@ struct Checkpoint {
     bytes: u64,
 }
 
-pub(crate) async fn run(args: CopyArgs, namespace: Option<String>) -> Result<(), Failure> {
+pub(crate) async fn run(
+    mut args: CopyArgs,
+    namespace: Option<String>,
+    json: bool,
+) -> Result<(), Failure> {
+    args.json |= json;
     let mut src = store_config(&args.src).map_err(usage)?;
     let mut dst = store_config(&args.dst).map_err(usage)?;
     if let Some(namespace) = namespace {

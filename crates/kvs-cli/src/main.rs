@@ -10,14 +10,13 @@
 //! Exit codes: 0 success, 1 error, 2 bad usage, 3 key not found.
 
 use clap::{Parser, Subcommand};
-use kvs::{Config, Error, Store};
-use std::io::Write;
+use kvs::{Config, Error};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 mod bench;
+mod commands;
 mod copy;
 mod transfer;
 
@@ -48,6 +47,11 @@ struct Cli {
     #[arg(long, short, global = true)]
     namespace: Option<String>,
 
+    /// Print what reading commands return as JSON (one value; `doc query`:
+    /// one object a line).
+    #[arg(long, global = true)]
+    json: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -65,74 +69,72 @@ Exit codes: 0 success, 1 error, 2 bad usage, 3 key not found.";
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the value of KEY to stdout, as raw bytes.
-    Get { key: String },
-    /// Store VALUE (or, without it, everything on stdin) under KEY.
-    Set {
-        key: String,
-        value: Option<String>,
-        /// Expire the key after this long: 30s, 10m, 1h30m.
-        #[arg(long, value_parser = parse_ttl)]
-        ttl: Option<Duration>,
-    },
-    /// Remove KEY (succeeds if it is absent).
-    Delete { key: String },
-    /// Print true or false; exit 0 either way.
-    Exists { key: String },
-    /// Print the keys starting with PREFIX (all keys without it), one a line, sorted.
-    List { prefix: Option<String> },
-    /// Print how many keys start with PREFIX (all keys without it).
-    Count { prefix: Option<String> },
-    /// Print the time KEY has left (`1h29m58.5s`), or `none` if it never expires.
-    Ttl { key: String },
-    /// Remove every key starting with PREFIX; print how many there were.
-    DeletePrefix { prefix: String },
-    /// Remove every key of the namespace; print how many there were.
-    Clear {
-        /// Required: clearing cannot be undone.
-        #[arg(long)]
-        yes: bool,
-    },
-    /// Write every key (or those under --prefix) as JSON Lines:
-    /// {"key", "value", "encoding" (base64 for non-UTF-8 values), "ttl_ms"}.
-    Export(transfer::ExportArgs),
-    /// Read keys from JSON Lines (what `export` writes), from FILE or stdin.
-    Import(transfer::ImportArgs),
+    #[command(flatten)]
+    Store(commands::StoreCommand),
     /// Copy every key (with its TTL) from SRC to DST, e.g.
     /// `kvs copy sqlite://./app.db redis://127.0.0.1:6379/0 --verify`.
     Copy(copy::CopyArgs),
+    /// Print a completion script: `kvs completions bash > /etc/bash_completion.d/kvs`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Measure kvs against the raw clients of its engines and against other
     /// key-value libraries (default: the embedded backends, in a temporary
     /// directory; --store for others, e.g. redis://127.0.0.1:6379/0).
     Bench(bench::BenchArgs),
 }
 
-impl Command {
-    /// Whether the command only reads the store.
-    fn only_reads(&self) -> bool {
-        matches!(
-            self,
-            Command::Get { .. }
-                | Command::Exists { .. }
-                | Command::List { .. }
-                | Command::Count { .. }
-                | Command::Ttl { .. }
-                | Command::Export(_)
-        )
-    }
+pub(crate) fn parse_ttl(text: &str) -> Result<Duration, String> {
+    kvs::parse_duration(text).map_err(|e| match e {
+        Error::InvalidConfig { message } => message,
+        e => e.to_string(),
+    })
 }
 
-pub(crate) fn parse_ttl(text: &str) -> Result<Duration, String> {
-    kvs::parse_duration(text).map_err(|e| e.to_string())
+/// Help and version as clap prints them; any other parse error as one
+/// line, exit 2 (clap's own text adds a usage block and a hint).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { USAGE } else { 0 });
+    }
+    let text = e.render().to_string();
+    // The message, which may continue on indented lines, up to the usage block.
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let _ = fail(&format!("{message} (see kvs --help)"));
+    ExitCode::from(USAGE)
 }
 
 /// Exit code for a key that is not there.
 const NOT_FOUND: u8 = 3;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    logging();
     let cli = match cli.command {
         Command::Bench(args) => return bench::run(cli.store, args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "kvs", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
         _ => cli,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -144,7 +146,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         // SRC and DST are its arguments: no store of --store is opened.
-        Command::Copy(args) => runtime.block_on(copy::run(args, cli.namespace)),
+        Command::Copy(args) => runtime.block_on(copy::run(args, cli.namespace, cli.json)),
         _ => runtime.block_on(run(cli)),
     };
     match result {
@@ -158,6 +160,28 @@ fn main() -> ExitCode {
             ExitCode::from(USAGE)
         }
         Err(Failure::Message(message)) => fail(&message),
+    }
+}
+
+/// `RUST_LOG=kvs=debug` (targets and levels, as `tracing`'s `Targets`
+/// reads them) logs to stderr; unset, nothing is logged.
+fn logging() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let Ok(spec) = std::env::var("RUST_LOG") else {
+        return;
+    };
+    match spec.parse::<tracing_subscriber::filter::Targets>() {
+        Ok(filter) => {
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(true);
+            let _ = tracing_subscriber::registry()
+                .with(layer)
+                .with(filter)
+                .try_init();
+        }
+        Err(e) => eprintln!("kvs: RUST_LOG={spec:?} is not a log filter ({e}); not logging"),
     }
 }
 
@@ -181,14 +205,11 @@ impl From<Error> for Failure {
             Error::InvalidKey { .. }
             | Error::InvalidNamespace { .. }
             | Error::InvalidConfig { .. }
-            | Error::InvalidTtl { .. } => Failure::Usage(e.to_string()),
+            | Error::InvalidTtl { .. }
+            | Error::InvalidQuery { .. } => Failure::Usage(e.to_string()),
             e => Failure::Message(e.to_string()),
         }
     }
-}
-
-fn io_failure(what: &str, e: std::io::Error) -> Failure {
-    Failure::Message(format!("{what}: {e}"))
 }
 
 pub(crate) fn fail(message: &str) -> ExitCode {
@@ -264,15 +285,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(message) = missing_backend(config.backend) {
         return Err(Failure::Message(message));
     }
-    if cli.command.only_reads() {
+    let Command::Store(command) = cli.command else {
+        return Err(Failure::Message("internal: not a store command".into()));
+    };
+    if command.only_reads() {
         // Reading never creates: a mistyped path is "no store at PATH",
         // not a new empty database (and its directories) left behind.
         config.sqlite.create_if_missing = false;
         config.leveldb.create_if_missing = false;
     }
-    let store = kvs::open(&config).await?;
-    let result = execute(&*store, cli.command).await;
-    let closed = store.close().await;
+    let opened = if command.uses_documents() {
+        commands::Opened::Documents(kvs::open_documents(&config).await?)
+    } else {
+        commands::Opened::Keys(kvs::open(&config).await?)
+    };
+    let result = commands::execute(&opened, command, cli.json).await;
+    let closed = opened.close().await;
     result?;
     Ok(closed?)
 }
@@ -290,76 +318,4 @@ pub(crate) fn missing_backend(kind: kvs::BackendKind) -> Option<String> {
          (cargo install kvs-cli --features {feature}, or --features full)",
         kind.name()
     ))
-}
-
-async fn execute(store: &dyn Store, command: Command) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    let written = match command {
-        Command::Get { key } => {
-            let value = store.get(&key).await?;
-            out.write_all(&value)
-        }
-        Command::Set { key, value, ttl } => {
-            let value = match value {
-                Some(value) => value.into_bytes(),
-                None => {
-                    let mut buffer = Vec::new();
-                    tokio::io::stdin()
-                        .read_to_end(&mut buffer)
-                        .await
-                        .map_err(|e| io_failure("reading the value from stdin", e))?;
-                    buffer
-                }
-            };
-            store.set(&key, &value, ttl).await?;
-            Ok(())
-        }
-        Command::Delete { key } => {
-            store.delete(&key).await?;
-            Ok(())
-        }
-        Command::Exists { key } => writeln!(out, "{}", store.exists(&key).await?),
-        Command::List { prefix } => {
-            let mut written = Ok(());
-            for key in store.list(prefix.as_deref().unwrap_or("")).await? {
-                written = writeln!(out, "{key}");
-                if written.is_err() {
-                    break;
-                }
-            }
-            written
-        }
-        Command::Ttl { key } => match store.ttl(&key).await? {
-            Some(left) => writeln!(out, "{}", kvs::format_duration(left)),
-            None => writeln!(out, "none"),
-        },
-        Command::Count { prefix } => writeln!(
-            out,
-            "{}",
-            store.count(prefix.as_deref().unwrap_or("")).await?
-        ),
-        Command::DeletePrefix { prefix } => {
-            if prefix.is_empty() {
-                return Err(Failure::Usage(
-                    "delete-prefix: an empty prefix is every key; use `kvs clear --yes`".into(),
-                ));
-            }
-            writeln!(out, "{}", store.delete_prefix(&prefix).await?)
-        }
-        Command::Clear { yes } => {
-            if !yes {
-                return Err(Failure::Usage(
-                    "clear removes every key of the namespace; add --yes to do it".into(),
-                ));
-            }
-            writeln!(out, "{}", store.clear().await?)
-        }
-        Command::Export(args) => return transfer::export(store, args).await,
-        Command::Import(args) => return transfer::import(store, args).await,
-        // Handled in main, before a store is opened.
-        Command::Bench(_) | Command::Copy(_) => Ok(()),
-    };
-    written
-        .and_then(|()| out.flush())
-        .map_err(|e| io_failure("writing to stdout", e))
 }
