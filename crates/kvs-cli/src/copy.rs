@@ -13,9 +13,13 @@
 
 use crate::{missing_backend, store_config, Failure};
 use indicatif::{ProgressBar, ProgressStyle};
-use kvs::{BackendKind, Config, CopyOptions, CopyPhase, CopyProgress, CopyReport, Error};
+use kvs::{
+    BackendKind, Config, CopyOptions, CopyPhase, CopyProgress, CopyReport, DocumentStore, Error,
+    Store,
+};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Copy every key (and its TTL) from one store to another.
@@ -44,6 +48,10 @@ pub(crate) struct CopyArgs {
     /// Afterwards, delete DST's keys (under --prefix) that SRC lacks.
     #[arg(long)]
     delete_missing: bool,
+    /// Also copy every document of every collection, with its timestamps
+    /// (after the keys; not resumable, and safe to repeat).
+    #[arg(long)]
+    documents: bool,
     /// Finish an interrupted copy of the same stores and prefix, after the
     /// last key it saved.
     #[arg(long)]
@@ -94,19 +102,56 @@ pub(crate) async fn run(
     };
 
     let src_store = kvs::open(&src).await?;
-    let dst_store = match kvs::open(&dst).await {
-        Ok(store) => store,
+    // With --documents the destination is opened with its documents (the
+    // same keys, and the rest).
+    let opened = if args.documents {
+        kvs::open_documents(&dst)
+            .await
+            .map(|d| (Arc::clone(&d) as Arc<dyn Store>, Some(d)))
+    } else {
+        kvs::open(&dst).await.map(|s| (s, None))
+    };
+    let (dst_store, dst_docs) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             let _ = src_store.close().await;
             return Err(e.into());
         }
     };
-    let result = copy(&args, &*src_store, &*dst_store, &checkpoint, start_after).await;
+    let result = async {
+        let keys = copy(&args, &*src_store, &*dst_store, &checkpoint, start_after).await?;
+        let documents = match &dst_docs {
+            Some(dst_docs) => Some(copy_documents(&args, &src, &**dst_docs).await?),
+            None => None,
+        };
+        Ok::<_, Failure>((keys, documents))
+    }
+    .await;
     let closed = (src_store.close().await, dst_store.close().await);
-    let report = result?;
+    let (report, documents) = result?;
     closed.0?;
     closed.1?;
-    summarize(&args, &report)
+    summarize(&args, &report, documents.as_ref())
+}
+
+/// The documents of the source (opened, like its keys, without creating
+/// anything: a source that never held a document has none to copy).
+async fn copy_documents(
+    args: &CopyArgs,
+    src: &Config,
+    dst: &dyn DocumentStore,
+) -> Result<CopyReport, Failure> {
+    let src = match kvs::open_documents(src).await {
+        Ok(src) => src,
+        Err(Error::NoStore { .. }) => return Ok(CopyReport::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let options = CopyOptions::new().dry_run(args.dry_run).verify(args.verify);
+    let report = kvs::copy_documents(&*src, dst, &options).await;
+    let closed = src.close().await;
+    let report = report?;
+    closed?;
+    Ok(report)
 }
 
 /// Opens the source so that copying never writes to it: no expiry sweep
@@ -196,7 +241,11 @@ async fn copy(
     Ok(report)
 }
 
-fn summarize(args: &CopyArgs, report: &CopyReport) -> Result<(), Failure> {
+fn summarize(
+    args: &CopyArgs,
+    report: &CopyReport,
+    documents: Option<&CopyReport>,
+) -> Result<(), Failure> {
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     let verb = if args.dry_run { "would copy" } else { "copied" };
     let mut line = format!(
@@ -220,6 +269,13 @@ fn summarize(args: &CopyArgs, report: &CopyReport) -> Result<(), Failure> {
             report.verified, report.mismatch_count
         );
     }
+    if let Some(docs) = documents {
+        let verb = if args.dry_run { "would copy" } else { "copied" };
+        line += &format!("; {verb} {} documents", docs.copied);
+        if args.verify {
+            line += &format!(", {} differ", docs.mismatch_count);
+        }
+    }
     eprintln!("kvs: {line}");
     if args.json {
         let json = serde_json::json!({
@@ -232,6 +288,8 @@ fn summarize(args: &CopyArgs, report: &CopyReport) -> Result<(), Failure> {
                 .map(|m| serde_json::json!({"key": m.key, "problem": m.problem}))
                 .collect::<Vec<_>>(),
             "last_key": report.last_key,
+            "documents": documents.map(|d| d.copied),
+            "document_mismatches": documents.map(|d| d.mismatch_count),
             "dry_run": args.dry_run,
             "elapsed_ms": report.elapsed.as_millis() as u64,
         });
@@ -244,6 +302,15 @@ fn summarize(args: &CopyArgs, report: &CopyReport) -> Result<(), Failure> {
         return Err(Failure::Message(format!(
             "verification failed: {} of {} keys differ in DST",
             report.mismatch_count, report.verified
+        )));
+    }
+    if let Some(docs) = documents.filter(|d| d.mismatch_count > 0) {
+        for mismatch in docs.mismatches.iter().take(10) {
+            eprintln!("kvs: differs: document {mismatch}");
+        }
+        return Err(Failure::Message(format!(
+            "verification failed: {} of {} documents differ in DST",
+            docs.mismatch_count, docs.verified
         )));
     }
     Ok(())

@@ -89,6 +89,59 @@ fn copy_then_verify_a_sqlite_store_into_leveldb() {
 }
 
 #[test]
+fn documents_come_along_with_their_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("sqlite://{}", dir.path().join("src.db").display());
+    let dst = format!("leveldb://{}", dir.path().join("dst").display());
+    for (id, age) in [("ada", "36"), ("bob", "17")] {
+        kvs(dir.path())
+            .args([
+                "--store",
+                &src,
+                "doc",
+                "put",
+                "users",
+                id,
+                &format!("{{\"age\":{age}}}"),
+            ])
+            .assert()
+            .success();
+    }
+    kvs(dir.path())
+        .args(["--store", &src, "set", "k", "v"])
+        .assert()
+        .success();
+    let out = kvs(dir.path())
+        .args(["copy", &src, &dst, "--documents", "--verify", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["copied"].as_u64(), report["documents"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(report["document_mismatches"], 0);
+    assert!(
+        stderr(&out).contains("copied 2 documents, 0 differ"),
+        "{}",
+        stderr(&out)
+    );
+    let get = |store: &str| {
+        kvs(dir.path())
+            .args(["--store", store, "doc", "get", "users", "ada"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert_eq!(
+        get(&dst),
+        get(&src),
+        "the same document, timestamps included"
+    );
+}
+
+#[test]
 fn prefix_dry_run_and_delete_missing() {
     let dir = tempfile::tempdir().unwrap();
     let src = format!("sqlite://{}", dir.path().join("src.db").display());
@@ -293,4 +346,26 @@ fn a_killed_copy_resumes_and_verifies_clean() {
         assert_eq!(store.count("").await.unwrap(), KEYS);
         store.close().await.unwrap();
     });
+}
+
+/// A source that never held a document copies none, and gains no
+/// documents database (the source is only read).
+#[test]
+fn a_source_without_documents_is_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("leveldb://{}", dir.path().join("src").display());
+    let dst = format!("sqlite://{}", dir.path().join("dst.db").display());
+    kvs(dir.path())
+        .args(["--store", &src, "set", "k", "v"])
+        .assert()
+        .success();
+    for extra in [&[][..], &["--documents"]] {
+        let out = kvs(dir.path())
+            .args(["copy", &src, &dst, "--verify"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+    }
+    assert!(!dir.path().join("src/documents").exists());
 }

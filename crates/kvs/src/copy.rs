@@ -17,7 +17,7 @@
 //!   is not copied.
 
 use crate::generic::optional;
-use crate::{Config, Entry, Error, Result, Store};
+use crate::{Config, Document, DocumentStore, Entry, Error, Result, Store};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -237,6 +237,68 @@ where
     }
     if options.verify {
         verify(src, dst, options, batch, &mut report, &mut progress).await?;
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Copies every document of every collection of `src` into `dst`, with
+/// their timestamps ([`DocumentStore::restore`]). Of the options, only
+/// `dry_run` and `verify` apply (the prefix is for keys). A collection is
+/// read whole, with one `query`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kvs::Result<()> {
+/// use kvs::{BackendKind, Config, Document, DocumentStore};
+/// let config = Config::new(BackendKind::Memory);
+/// let (src, dst) = (kvs::open_documents(&config).await?, kvs::open_documents(&config).await?);
+/// src.put("users", Document::new("ada", serde_json::Map::new())).await?;
+/// let report = kvs::copy_documents(&*src, &*dst, &kvs::CopyOptions::new().verify(true)).await?;
+/// assert_eq!((report.copied, report.mismatch_count), (1, 0));
+/// assert_eq!(dst.get_doc("users", "ada").await?, src.get_doc("users", "ada").await?);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn copy_documents<S, D>(src: &S, dst: &D, options: &CopyOptions) -> Result<CopyReport>
+where
+    S: DocumentStore + ?Sized,
+    D: DocumentStore + ?Sized,
+{
+    if std::ptr::addr_eq(src as *const S, dst as *const D) {
+        return Err(same_store());
+    }
+    let started = Instant::now();
+    let mut report = CopyReport::default();
+    let everything = serde_json::Map::new();
+    for collection in src.collections().await? {
+        let docs = src.query(&collection, &everything).await?;
+        if !options.dry_run {
+            for doc in &docs {
+                dst.restore(&collection, doc.clone()).await?;
+            }
+        }
+        report.copied += docs.len() as u64;
+        if options.verify {
+            let copied = dst.query(&collection, &everything).await?;
+            let theirs: BTreeMap<&str, &Document> =
+                copied.iter().map(|d| (d.id.as_str(), d)).collect();
+            for doc in &docs {
+                report.verified += 1;
+                let problem = match theirs.get(doc.id.as_str()) {
+                    None => "missing from the destination",
+                    Some(got) if *got != doc => "the document differs",
+                    Some(_) => continue,
+                };
+                report.mismatch_count += 1;
+                if report.mismatches.len() < MAX_LISTED_MISMATCHES {
+                    report.mismatches.push(Mismatch {
+                        key: format!("{collection}/{}", doc.id),
+                        problem: problem.into(),
+                    });
+                }
+            }
+        }
     }
     report.elapsed = started.elapsed();
     Ok(report)

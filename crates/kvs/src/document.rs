@@ -21,7 +21,7 @@
 
 use crate::expiry::Clock;
 use crate::filter::Filter;
-use crate::key::{encode_key, namespace_prefix, MAX_NAMESPACE_LEN};
+use crate::key::{decode_key, encode_key, namespace_prefix, MAX_NAMESPACE_LEN};
 use crate::{Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -117,6 +117,42 @@ pub trait DocumentStore: Store {
 
     /// Removes the document `id` of `collection`; `Ok(())` if it was absent.
     fn delete_doc<'a>(&'a self, collection: &'a str, id: &'a str) -> StoreFuture<'a, ()>;
+
+    /// The names of the collections that hold at least one document, sorted.
+    /// For copying and backing up a store; every store kvs opens has it.
+    /// Provided as [`Error::Unsupported`](crate::Error::Unsupported) for
+    /// document stores written outside kvs.
+    fn collections(&self) -> StoreFuture<'_, Vec<String>> {
+        StoreFuture::ready(Err(crate::Error::Unsupported {
+            message: "this document store cannot list its collections".into(),
+        }))
+    }
+
+    /// Stores `doc` exactly as given, timestamps included (unlike
+    /// [`put`](DocumentStore::put), which sets them): what copying a store
+    /// to another needs. Provided as `Unsupported` for document stores
+    /// written outside kvs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kvs::Result<()> {
+    /// use kvs::{BackendKind, Config, Document, DocumentStore};
+    /// let store = kvs::open_documents(&Config::new(BackendKind::Memory)).await?;
+    /// let mut doc = Document::new("ada", serde_json::Map::new());
+    /// doc.created_at = "2020-01-01T00:00:00Z".parse().unwrap();
+    /// doc.updated_at = doc.created_at;
+    /// store.restore("users", doc.clone()).await?;
+    /// assert_eq!(store.get_doc("users", "ada").await?, doc);
+    /// assert_eq!(store.collections().await?, ["users"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn restore<'a>(&'a self, collection: &'a str, doc: Document) -> StoreFuture<'a, ()> {
+        let _ = (collection, doc);
+        StoreFuture::ready(Err(crate::Error::Unsupported {
+            message: "this document store cannot restore documents with their timestamps".into(),
+        }))
+    }
 }
 
 /// Checks a collection name and a document id.
@@ -319,6 +355,30 @@ impl<S: Store, D: DocSpace> DocumentStore for Documents<S, D> {
         StoreFuture::boxed(async move {
             validate(collection, Some(id))?;
             self.docs.remove(&encode_key(collection, id)).await
+        })
+    }
+
+    fn collections(&self) -> StoreFuture<'_, Vec<String>> {
+        StoreFuture::boxed(async move {
+            use futures_util::StreamExt;
+            let mut names = std::collections::BTreeSet::new();
+            let mut keys = self.docs.scan("");
+            while let Some(key) = keys.next().await {
+                if let Some((collection, _)) = decode_key(&key?) {
+                    names.insert(collection);
+                }
+            }
+            Ok(names.into_iter().collect())
+        })
+    }
+
+    fn restore<'a>(&'a self, collection: &'a str, doc: Document) -> StoreFuture<'a, ()> {
+        StoreFuture::boxed(async move {
+            validate(collection, Some(&doc.id))?;
+            let bytes = encode(&doc)?;
+            self.docs
+                .write(&encode_key(collection, &doc.id), &bytes)
+                .await
         })
     }
 }

@@ -225,6 +225,18 @@ macro_rules! forward_documents {
             let $this = self;
             ($inner).delete_doc(collection, id)
         }
+        fn collections(&self) -> $crate::StoreFuture<'_, Vec<String>> {
+            let $this = self;
+            ($inner).collections()
+        }
+        fn restore<'a>(
+            &'a self,
+            collection: &'a str,
+            doc: $crate::Document,
+        ) -> $crate::StoreFuture<'a, ()> {
+            let $this = self;
+            ($inner).restore(collection, doc)
+        }
     };
 }
 

@@ -86,8 +86,8 @@ pub use config::{
     DEFAULT_CLEANUP_INTERVAL,
 };
 pub use copy::{
-    copy, copy_with_progress, CopyOptions, CopyPhase, CopyProgress, CopyReport, Mismatch,
-    MAX_LISTED_MISMATCHES, TTL_TOLERANCE,
+    copy, copy_documents, copy_with_progress, CopyOptions, CopyPhase, CopyProgress, CopyReport,
+    Mismatch, MAX_LISTED_MISMATCHES, TTL_TOLERANCE,
 };
 pub use document::{Document, DocumentStore, MAX_COLLECTION_LEN, MAX_ID_LEN};
 pub use duration::{format_duration, parse_duration};

@@ -300,3 +300,64 @@ async fn a_store_is_never_copied_onto_itself() {
     let memory = Config::new(BackendKind::Memory);
     assert!(!memory.same_store(&memory), "every memory store is private");
 }
+
+/// Documents copy with their timestamps, between the native SQLite layer
+/// and the generic one of every other backend, both ways.
+async fn copy_documents_pair(from: BackendKind, to: BackendKind) {
+    use kvs::{Document, DocumentStore};
+    let dir = tempfile::tempdir().unwrap();
+    let (Some(src_config), Some(dst_config)) = (
+        config(from, dir.path(), "src"),
+        config(to, dir.path(), "dst"),
+    ) else {
+        return;
+    };
+    let src = kvs::open_documents(&src_config).await.unwrap();
+    let dst = kvs::open_documents(&dst_config).await.unwrap();
+    for (collection, id, age) in [("users", "ada", 36), ("users", "bob", 17), ("a:b", "x", 1)] {
+        let data = serde_json::json!({ "age": age, "name": id });
+        let data = data.as_object().unwrap().clone();
+        src.put(collection, Document::new(id, data)).await.unwrap();
+    }
+    src.set("plain", b"key", None).await.unwrap();
+    let options = CopyOptions::new().verify(true);
+    let report = kvs::copy_documents(&*src, &*dst, &options).await.unwrap();
+    assert_eq!(
+        (report.copied, report.mismatch_count),
+        (3, 0),
+        "{from} to {to}: {:?}",
+        report.mismatches
+    );
+    assert_eq!(dst.collections().await.unwrap(), ["a:b", "users"]);
+    let want = src.get_doc("users", "ada").await.unwrap();
+    assert_eq!(
+        dst.get_doc("users", "ada").await.unwrap(),
+        want,
+        "{from} to {to}: timestamps kept"
+    );
+    assert!(!dst.exists("plain").await.unwrap(), "documents only");
+    for (c, id) in [("users", "ada"), ("users", "bob"), ("a:b", "x")] {
+        src.delete_doc(c, id).await.unwrap();
+        dst.delete_doc(c, id).await.unwrap();
+    }
+    src.clear().await.unwrap();
+    src.close().await.unwrap();
+    dst.close().await.unwrap();
+}
+
+macro_rules! document_pairs {
+    ($($name:ident: $from:ident -> $to:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            copy_documents_pair(BackendKind::$from, BackendKind::$to).await;
+        }
+    )*};
+}
+
+document_pairs! {
+    documents_memory_to_sqlite: Memory -> Sqlite,
+    documents_sqlite_to_leveldb: Sqlite -> LevelDb,
+    documents_leveldb_to_redis: LevelDb -> Redis,
+    documents_redis_to_dynamodb: Redis -> DynamoDb,
+    documents_dynamodb_to_sqlite: DynamoDb -> Sqlite,
+}

@@ -99,6 +99,8 @@ async fn every_document_operation(store: &dyn DocumentStore, kind: BackendKind) 
     let s = |op: &str, r: Result<()>| supported(kind, entry, op, r);
     let data = serde_json::json!({"name": "ada"});
     let doc = kvs::Document::new("u1", data.as_object().cloned().unwrap_or_default());
+    s("restore", store.restore("users", doc.clone()).await);
+    s("collections", store.collections().await.map(drop));
     s("put", store.put("users", doc).await);
     s("get_doc", store.get_doc("users", "u1").await.map(drop));
     s(

@@ -1127,6 +1127,45 @@ pub async fn documents_close(h: &dyn Harness) {
     assert!(matches!(s.delete_doc("c", "a").await, Err(Error::Closed)));
 }
 
+/// `collections` names the collections that hold documents, in order and
+/// in this namespace only; `restore` keeps the timestamps it is given.
+pub async fn documents_restore_and_collections(h: &dyn Harness) {
+    let s = open_docs(h, "docs-restore").await;
+    let other = open_docs(h, "docs-restore-other").await;
+    assert!(ok("collections", s.collections().await).is_empty());
+    put(&*s, "b:c", doc("1", json!({"n": 1}))).await;
+    put(&*s, "a", doc("1", json!({}))).await;
+    put(&*s, "a", doc("2", json!({}))).await;
+    put(&*other, "z", doc("1", json!({}))).await;
+    assert_eq!(ok("collections", s.collections().await), ["a", "b:c"]);
+    let mut old = doc("old", json!({"kept": true}));
+    old.created_at = crate::document::from_millis(1_500_000_000_000);
+    old.updated_at = crate::document::from_millis(1_600_000_000_000);
+    ok("restore", s.restore("a", old.clone()).await);
+    assert_eq!(
+        ok("get_doc", s.get_doc("a", "old").await),
+        old,
+        "timestamps kept"
+    );
+    // Restoring over an existing document replaces it, timestamps too.
+    let mut again = old.clone();
+    again.data = object(json!({"kept": false}));
+    again.created_at = crate::document::from_millis(1_400_000_000_000);
+    ok("restore", s.restore("a", again.clone()).await);
+    assert_eq!(ok("get_doc", s.get_doc("a", "old").await), again);
+    ok("delete_doc", s.delete_doc("b:c", "1").await);
+    assert_eq!(ok("collections", s.collections().await), ["a"]);
+    assert!(matches!(
+        s.restore("", doc("x", json!({}))).await,
+        Err(Error::InvalidKey { .. })
+    ));
+    assert_eq!(
+        list(&*s, "").await,
+        Vec::<String>::new(),
+        "documents are not keys"
+    );
+}
+
 // ------------------------------------------- batches, atomics, TTL, paging
 
 /// `set_many`/`get_many`/`delete_many`, with duplicates, missing keys and

@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             documents_isolation,
             documents_bad_input,
             documents_close,
+            documents_restore_and_collections,
         );
         $crate::__conformance_cases!($harness, |h| h, MultiThread:
             documents_many,

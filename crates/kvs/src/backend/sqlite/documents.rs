@@ -214,6 +214,38 @@ impl Write for PutDoc {
     }
 }
 
+/// `restore`: a document with the timestamps it brings.
+struct RestoreDoc {
+    collection: String,
+    id: String,
+    body: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl Write for RestoreDoc {
+    type Output = ();
+    const SINGLE_STATEMENT: bool = true;
+
+    fn apply(&self, conn: &rusqlite::Connection, namespace: &str) -> rusqlite::Result<Result<()>> {
+        conn.prepare_cached(
+            "INSERT INTO kvs_docs (namespace, collection, id, body, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (namespace, collection, id) DO UPDATE SET body = excluded.body, \
+             created_at = excluded.created_at, updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            namespace,
+            self.collection,
+            self.id,
+            self.body,
+            self.created_at,
+            self.updated_at
+        ])?;
+        Ok(Ok(()))
+    }
+}
+
 /// `delete_doc`.
 struct DeleteDoc {
     collection: String,
@@ -234,6 +266,40 @@ impl Write for DeleteDoc {
 }
 
 impl DocumentStore for SqliteStore {
+    fn collections(&self) -> StoreFuture<'_, Vec<String>> {
+        self.read("listing collections", |conn, namespace, _| {
+            let mut statement = conn.prepare_cached(
+                "SELECT DISTINCT collection FROM kvs_docs WHERE namespace = ?1 ORDER BY collection",
+            )?;
+            let names = statement
+                .query_map(params![namespace], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>();
+            names
+        })
+    }
+
+    fn restore<'a>(&'a self, collection: &'a str, doc: Document) -> StoreFuture<'a, ()> {
+        check!(validate(collection, Some(&doc.id)));
+        let body = Body {
+            v: FORMAT_VERSION,
+            data: doc.data,
+            metadata: doc.metadata,
+        };
+        let body = match serde_json::to_string(&body) {
+            Ok(body) => body,
+            Err(e) => {
+                return StoreFuture::ready(Err(Error::backend("sqlite", "encoding a document", e)))
+            }
+        };
+        self.write(RestoreDoc {
+            collection: collection.to_owned(),
+            id: doc.id,
+            body,
+            created_at: doc.created_at.timestamp_millis(),
+            updated_at: doc.updated_at.timestamp_millis(),
+        })
+    }
+
     fn put<'a>(&'a self, collection: &'a str, doc: Document) -> StoreFuture<'a, ()> {
         check!(validate(collection, Some(&doc.id)));
         let body = Body {
