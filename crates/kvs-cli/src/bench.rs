@@ -1,194 +1,69 @@
-//! `kvs bench`, in a build with the CLI's `bench` feature. The benchmark
-//! links the peers it compares kvs with (OpenDAL, openkeyv, keyv, the AWS
-//! SDK, ...), which a user who only wants `get` and `set` should not have
-//! to build; without the feature the command says how to get it.
+//! `kvs bench`: runs the `kvs-bench` binary, as `git` and `cargo` run their
+//! external subcommands. The benchmark links the peers it compares kvs with
+//! (OpenDAL, openkeyv, keyv, the AWS SDK, ...), which a user who only wants
+//! `get` and `set` should not have to build, so it is a binary of its own;
+//! when it is not installed, the command says how to get it.
 
-use crate::{fail, parse_ttl};
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
+use crate::fail;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 
+/// The benchmark's name, which `kvs bench` looks for.
+const BENCH: &str = "kvs-bench";
+
+/// What `kvs bench` passes on: everything after `bench`, untouched.
 #[derive(clap::Args, Debug)]
+#[command(disable_help_flag = true)]
 pub struct BenchArgs {
-    /// A short run (10,000 keys, 50 ms per measurement): under 20 s on the
-    /// embedded backends, once built.
-    #[arg(long)]
-    quick: bool,
-    /// Print one JSON object per line instead of tables.
-    #[arg(long)]
-    json: bool,
-    /// Keys in the data set (default 100,000; 10,000 with --quick).
-    #[arg(long)]
-    keys: Option<usize>,
-    /// How long each measurement runs (default 1s; 50ms with --quick).
-    #[arg(long, value_parser = parse_ttl)]
-    duration: Option<Duration>,
-    /// Measurements per subject and workload, the subjects taking turns;
-    /// the best counts (default 3; 1 with --quick).
-    #[arg(long)]
-    rounds: Option<usize>,
-    /// Task counts, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,64")]
-    tasks: Vec<usize>,
-    /// Workloads, comma-separated (default: all of get_100B, get_4KB,
-    /// mix_90_10, list_100, count_100, set_100B, set_4KB).
-    #[arg(long, value_delimiter = ',')]
-    workloads: Vec<String>,
-    /// Skip the peers that cannot be built with kvs (OpenDAL's and keyv's
-    /// SQLite, openkeyv's DynamoDB), which `bench/peers` builds with cargo
-    /// on first use.
-    #[arg(long, alias = "no-sqlx-peers")]
-    no_external_peers: bool,
-    /// Instead of the workloads: `kvs copy` of --keys keys (100,000) from a
-    /// SQLite file into the Redis of --store, against Redis `set_many`
-    /// alone on the same server.
-    #[arg(long)]
-    copy: bool,
-    /// Where file backends put their files (default: the temporary directory).
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    /// The benchmark's own arguments (`kvs bench --help` lists them).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
 }
 
-/// `kvs bench` in a build without the benchmark.
-#[cfg(not(feature = "bench"))]
-pub fn run(_stores: Vec<String>, _args: BenchArgs) -> ExitCode {
-    fail(
-        "`kvs bench` is not in this build: it needs the kvs-cli feature `bench` \
-         (in the kvs repository: cargo run --release --features bench -- bench)",
-    )
-}
-
-#[cfg(feature = "bench")]
-fn workload(name: &str) -> Result<kvs_bench::Workload, String> {
-    kvs_bench::Workload::from_name(name).ok_or_else(|| {
-        let names: Vec<String> = kvs_bench::Workload::ALL.iter().map(|w| w.name()).collect();
-        format!(
-            "unknown workload {name:?}; expected one of {}",
-            names.join(", ")
-        )
-    })
-}
-
-/// `kvs bench`: runs on a multi-threaded runtime (64 tasks need more than
-/// one thread), prints tables or JSON lines.
-#[cfg(feature = "bench")]
-pub fn run(stores: Vec<String>, args: BenchArgs) -> ExitCode {
-    if args.copy {
-        return copy(&stores, &args);
-    }
-    let mut options = if args.quick {
-        kvs_bench::Options::quick()
-    } else {
-        kvs_bench::Options::full()
+/// Runs `kvs-bench` with the `--store` and `--json` that `kvs` parsed (they
+/// are options of every `kvs` command) followed by the rest, and exits as
+/// it exits.
+pub fn run(stores: Vec<String>, json: bool, args: BenchArgs) -> ExitCode {
+    let Some(program) = find(
+        std::env::current_exe().ok().as_deref(),
+        std::env::var_os("PATH"),
+    ) else {
+        return fail(
+            "`kvs bench` runs the kvs-bench binary, which is not installed beside kvs or on PATH \
+             (in the kvs repository: cargo run --release -p kvs-bench -- --quick)",
+        );
     };
-    options.stores = stores;
-    if let Some(keys) = args.keys {
-        options.keys = keys;
+    let mut command = Command::new(&program);
+    for store in stores {
+        command.arg("--store").arg(store);
     }
-    if let Some(duration) = args.duration {
-        options.duration = duration;
+    if json {
+        command.arg("--json");
     }
-    if let Some(rounds) = args.rounds {
-        options.rounds = rounds;
-    }
-    options.tasks = args.tasks;
-    if !args.workloads.is_empty() {
-        match args.workloads.iter().map(|w| workload(w)).collect() {
-            Ok(workloads) => options.workloads = workloads,
-            Err(e) => return fail(&format!("--workloads: {e}")),
-        }
-    }
-    options.external = !args.no_external_peers;
-    options.dir = args.dir;
-    options.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if options.tasks.contains(&0) {
-        return fail("--tasks: every task count must be at least 1");
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(&format!("cannot start: {e}")),
-    };
-    let report = match runtime.block_on(kvs_bench::run(&options)) {
-        Ok(report) => report,
-        Err(e) => return fail(&format!("bench: {e}")),
-    };
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = if args.json {
-        let mut result = Ok(());
-        for line in &report.lines {
-            result = result.and_then(|()| json_line(&mut out, line));
-        }
-        for comparison in &report.comparisons {
-            result = result.and_then(|()| json_line(&mut out, comparison));
-        }
-        result
-    } else {
-        let met = report.comparisons.iter().filter(|c| c.met()).count();
-        write!(
-            out,
-            "{}\n{}\n{met} of {} comparisons met their target (raw clients: 0.9×, other libraries: 1.0×, group commit: 5×).\n",
-            kvs_bench::report::results_table(&report.lines),
-            kvs_bench::report::comparisons_table(&report.comparisons),
-            report.comparisons.len()
-        )
-    };
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("writing to stdout: {e}")),
+    command.args(args.args);
+    match command.status() {
+        // A code the child chose, or 1 if a signal ended it.
+        Ok(status) => match status.code() {
+            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            None => ExitCode::FAILURE,
+        },
+        Err(e) => fail(&format!("cannot run {}: {e}", program.display())),
     }
 }
 
-#[cfg(feature = "bench")]
-fn json_line(out: &mut impl std::io::Write, value: &impl serde::Serialize) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
-    writeln!(out)
-}
-
-/// `kvs bench --copy`.
-#[cfg(feature = "bench")]
-fn copy(stores: &[String], args: &BenchArgs) -> ExitCode {
-    let [url] = stores else {
-        return fail("--copy: give the Redis to copy into, once: --store redis://HOST:PORT/DB");
-    };
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("kvs-bench-copy-{}", std::process::id())),
-    };
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        return fail(&format!("--dir {}: {e}", dir.display()));
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(&format!("cannot start: {e}")),
-    };
-    let keys = args
-        .keys
-        .unwrap_or(if args.quick { 10_000 } else { 100_000 });
-    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
-    let result = runtime.block_on(kvs_bench::copy::run(url, &dir, keys, 100, 1000, rounds));
-    if args.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let lines = match result {
-        Ok(lines) => lines,
-        Err(e) => return fail(&format!("bench --copy: {e}")),
-    };
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = if args.json {
-        lines.iter().try_for_each(|line| json_line(&mut out, line))
-    } else {
-        write!(out, "{}", kvs_bench::copy::table(&lines))
-    };
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("writing to stdout: {e}")),
-    }
+/// `kvs-bench` beside the running `kvs` first (an install puts both in one
+/// `bin` directory, a build both in `target/<profile>`), then on PATH.
+fn find(current_exe: Option<&Path>, path: Option<OsString>) -> Option<PathBuf> {
+    let name = format!("{BENCH}{}", std::env::consts::EXE_SUFFIX);
+    let beside = current_exe.and_then(Path::parent).map(Path::to_path_buf);
+    let on_path = path
+        .as_deref()
+        .map(|path| std::env::split_paths(path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(on_path)
+        .map(|dir| dir.join(OsStr::new(&name)))
+        .find(|candidate| candidate.is_file())
 }

@@ -80,8 +80,8 @@ enum Command {
         shell: clap_complete::Shell,
     },
     /// Measure kvs against the raw clients of its engines and against other
-    /// key-value libraries (default: the embedded backends, in a temporary
-    /// directory; --store for others, e.g. redis://127.0.0.1:6379/0).
+    /// key-value libraries: runs the kvs-bench binary (`kvs bench --help`
+    /// lists its options; --store, more than once, for servers).
     Bench(bench::BenchArgs),
 }
 
@@ -129,7 +129,7 @@ fn main() -> ExitCode {
     };
     logging();
     let cli = match cli.command {
-        Command::Bench(args) => return bench::run(cli.store, args),
+        Command::Bench(args) => return bench::run(cli.store, cli.json, args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "kvs", &mut std::io::stdout());

@@ -1,7 +1,7 @@
 //! Document queries: 10,000 documents in one collection, a filter that
 //! matches 1% of them, on every embedded backend.
 //!
-//! `cargo bench -p kvs --all-features --bench documents` (`-- --quick`).
+//! `cargo bench -p kvs-store --all-features --bench documents` (`-- --quick`).
 //!
 //! The comparison that matters is SQLite's push-down (the filter runs
 //! inside SQL) against the generic scan path on the same data (every

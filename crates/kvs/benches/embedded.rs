@@ -2,7 +2,7 @@
 //! `rusty-leveldb`) doing the same work with the same settings, in the same
 //! run, printed as ratios.
 //!
-//! `cargo bench -p kvs --bench embedded` (add `-- --quick` for a short run).
+//! `cargo bench -p kvs-store --bench embedded` (add `-- --quick` for a short run).
 //!
 //! kvs never blocks the async executor: SQLite reads run on tokio's
 //! blocking pool, SQLite writes on the blocking pool too (group commit on

@@ -1,7 +1,7 @@
 //! The memory backend against raw `dashmap::DashMap` and `moka::future::Cache`,
 //! on the same keys in the same run, printed as ratios.
 //!
-//! `cargo bench -p kvs --bench memory` (add `-- --quick` for a short run).
+//! `cargo bench -p kvs-store --bench memory` (add `-- --quick` for a short run).
 //!
 //! Workloads, over 1,000,000 keys of 16 bytes with 100-byte values:
 //! - `get` of present keys in a random order, one task;

@@ -1,7 +1,7 @@
 //! The Redis backend against the raw `redis` client sending the same
 //! commands to the same server, in the same run, printed as ratios.
 //!
-//! `cargo bench -p kvs --all-features --bench redis` (`-- --quick`). The
+//! `cargo bench -p kvs-store --all-features --bench redis` (`-- --quick`). The
 //! bench starts a Redis server of its own on a free loopback port.
 
 use common::{print_rows, Row};

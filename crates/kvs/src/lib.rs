@@ -47,6 +47,8 @@
 //! return [`Error::Unsupported`] naming the feature, never a panic.
 
 #![warn(missing_docs)]
+// On docs.rs (nightly), items behind a feature say which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod config;

@@ -11,7 +11,7 @@
 //! appends to `$KVS_FAULT_REPORT`, for `scripts/test`'s summary) how many
 //! faults it injected and how many acknowledged writes it checked.
 //!
-//! One case by itself: `cargo test -p kvs --all-features --test faults --
+//! One case by itself: `cargo test -p kvs-store --all-features --test faults --
 //! leveldb_flipped_bits --nocapture`. The disk-full fault of LevelDB,
 //! injected below rusty-leveldb, is a unit test in
 //! `src/backend/leveldb/tests.rs`.
