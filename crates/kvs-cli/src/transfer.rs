@@ -15,9 +15,8 @@
 
 use crate::Failure;
 use base64::Engine as _;
-use kvs::Store;
+use kvs::{Entry, Store};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -77,8 +76,8 @@ impl Line {
         }
     }
 
-    /// The key, its value bytes and its TTL, or what is wrong with the line.
-    fn decode(self) -> Result<(String, Vec<u8>, Option<Duration>), String> {
+    /// The entry the line holds, or what is wrong with it.
+    fn decode(self) -> Result<Entry, String> {
         let value = match self.encoding.as_deref() {
             None | Some("utf-8") | Some("utf8") => self.value.into_bytes(),
             Some("base64") => base64::engine::general_purpose::STANDARD
@@ -96,7 +95,11 @@ impl Line {
             Some(ms) => Some(Duration::from_millis(ms)),
             None => None,
         };
-        Ok((self.key, value, ttl))
+        Ok(Entry {
+            key: self.key,
+            value: value.into(),
+            ttl,
+        })
     }
 }
 
@@ -184,14 +187,12 @@ pub(crate) async fn import(store: &dyn Store, args: ImportArgs) -> Result<(), Fa
     Ok(())
 }
 
-type Decoded = (String, Vec<u8>, Option<Duration>);
-
 /// The decoded lines of `reader`, blank lines skipped; a bad line is a
 /// usage error naming `source` and the line number.
 fn numbered<'r>(
     reader: impl BufRead + 'r,
     source: &'r str,
-) -> impl Iterator<Item = Result<Decoded, Failure>> + 'r {
+) -> impl Iterator<Item = Result<Entry, Failure>> + 'r {
     reader.lines().enumerate().filter_map(move |(i, line)| {
         let n = i + 1;
         let line = match line {
@@ -212,28 +213,12 @@ fn numbered<'r>(
     })
 }
 
-/// Writes a batch, one `set_many` per distinct TTL; a key given twice
-/// ends with its last line, as `set_many` promises within a call.
-async fn write_batch(store: &dyn Store, pending: &mut Vec<Decoded>) -> Result<u64, Failure> {
-    let mut last: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, (key, _, _)) in pending.iter().enumerate() {
-        last.insert(key, i);
-    }
-    let mut by_ttl: BTreeMap<Option<Duration>, Vec<(&str, &[u8])>> = BTreeMap::new();
-    for &i in last.values() {
-        let (key, value, ttl) = &pending[i];
-        by_ttl
-            .entry(*ttl)
-            .or_default()
-            .push((key.as_str(), value.as_slice()));
-    }
-    let writes = by_ttl
-        .iter()
-        .map(|(ttl, group)| store.set_many(group, *ttl));
-    futures_util::future::try_join_all(writes).await?;
-    let count = last.len() as u64;
+/// Writes a batch (a key given twice ends with its last line) and empties
+/// it; returns how many distinct keys it held.
+async fn write_batch(store: &dyn Store, pending: &mut Vec<Entry>) -> Result<u64, Failure> {
+    let written = kvs::raw::set_entries(store, pending).await?;
     pending.clear();
-    Ok(count)
+    Ok(written as u64)
 }
 
 #[cfg(test)]
@@ -258,10 +243,7 @@ mod tests {
             let text = serde_json::to_string(&Line::of(&entry)).unwrap();
             prop_assert!(!text.contains('\n'), "one line: {}", text);
             let line: Line = serde_json::from_str(&text).unwrap();
-            let (k, v, t) = line.decode().unwrap();
-            prop_assert_eq!(k, key);
-            prop_assert_eq!(v, value);
-            prop_assert_eq!(t, ttl_ms.map(Duration::from_millis));
+            prop_assert_eq!(line.decode().unwrap(), entry);
         }
 
         /// No line, however broken, panics the reader.

@@ -16,7 +16,7 @@
 //! - A key that expires (or is deleted) between being listed and being read
 //!   is not copied.
 
-use crate::generic::optional;
+use crate::generic::{set_entries, values_and_ttls};
 use crate::{Config, Document, DocumentStore, Entry, Error, Result, Store};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -339,7 +339,7 @@ where
             if options.dry_run {
                 Ok(())
             } else {
-                write_page(dst, &page.entries).await
+                set_entries(dst, &page.entries).await.map(drop)
             }
         };
         let next = async {
@@ -390,24 +390,6 @@ async fn read_page<S: Store + ?Sized>(
         more: cursor.is_some(),
         entries,
     })
-}
-
-/// Writes a page: one `set_many` per distinct TTL, concurrently (the keys
-/// of a page are distinct, so their order does not matter).
-async fn write_page<D: Store + ?Sized>(dst: &D, entries: &[Entry]) -> Result<()> {
-    let mut by_ttl: BTreeMap<Option<Duration>, Vec<(&str, &[u8])>> = BTreeMap::new();
-    for entry in entries {
-        // A key read with no time left still expires: `Some(ZERO)` would
-        // mean "never" to `set_many`.
-        let ttl = entry.ttl.map(|t| t.max(Duration::from_millis(1)));
-        by_ttl
-            .entry(ttl)
-            .or_default()
-            .push((entry.key.as_str(), entry.value.as_ref()));
-    }
-    futures_util::future::try_join_all(by_ttl.iter().map(|(ttl, group)| dst.set_many(group, *ttl)))
-        .await
-        .map(drop)
 }
 
 /// Deletes the destination's keys under the prefix that the source lacks,
@@ -508,23 +490,14 @@ where
     loop {
         let source = read_page(src, prefix, cursor.clone(), batch).await?;
         let keys: Vec<&str> = source.entries.iter().map(|e| e.key.as_str()).collect();
-        let values = dst.get_many(&keys).await?;
-        let ttls = futures_util::future::try_join_all(keys.iter().zip(&values).map(
-            |(key, value)| async move {
-                match value {
-                    Some(_) => optional(dst.ttl(key).await),
-                    None => Ok(None),
-                }
-            },
-        ))
-        .await?;
-        for (want, (got, got_ttl)) in source.entries.iter().zip(values.iter().zip(ttls)) {
+        let found = values_and_ttls(dst, &keys).await?;
+        for (want, got) in source.entries.iter().zip(found) {
             report.verified += 1;
             bytes += want.value.len() as u64;
-            let problem = match (got, got_ttl) {
-                (None, _) | (Some(_), None) => Some("missing from the destination".to_owned()),
-                (Some(got), _) if *got != want.value => Some("the value differs".to_owned()),
-                (Some(_), Some(got_ttl)) => ttl_problem(want.ttl, got_ttl),
+            let problem = match got {
+                None => Some("missing from the destination".to_owned()),
+                Some((got, _)) if got != want.value => Some("the value differs".to_owned()),
+                Some((_, got_ttl)) => ttl_problem(want.ttl, got_ttl),
             };
             if let Some(problem) = problem {
                 report.mismatch_count += 1;

@@ -11,6 +11,7 @@
 use crate::key::validate_key;
 use crate::{Entry, Error, KeyStream, Result, Store, StoreFuture};
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// `get_many` as one `get` per key, in order. Every key is checked first.
@@ -128,30 +129,95 @@ pub fn entries_page_by_keys<'a, S: Store + ?Sized>(
     StoreFuture::boxed(async move {
         let (keys, next) = store.list_page(prefix, start_after, limit).await?;
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let values = store.get_many(&refs).await?;
-        let ttls = futures_util::future::try_join_all(keys.iter().zip(&values).map(
-            |(key, value)| async move {
-                match value {
-                    Some(_) => optional(store.ttl(key).await),
-                    None => Ok(None),
-                }
-            },
-        ))
-        .await?;
+        let found = values_and_ttls(store, &refs).await?;
         let entries = keys
             .into_iter()
-            .zip(values)
-            .zip(ttls)
-            .filter_map(|((key, value), ttl)| {
-                Some(Entry {
-                    key,
-                    value: value?,
-                    ttl: ttl?,
-                })
+            .zip(found)
+            .filter_map(|(key, found)| {
+                let (value, ttl) = found?;
+                Some(Entry { key, value, ttl })
             })
             .collect();
         Ok((entries, next))
     })
+}
+
+/// The value and time left of each of `keys`, in order: one `get_many`,
+/// then concurrent `ttl` calls for the keys found. `None` for a key that is
+/// absent, or that expired between the two reads.
+pub(crate) async fn values_and_ttls<S: Store + ?Sized>(
+    store: &S,
+    keys: &[&str],
+) -> Result<Vec<Option<(Bytes, Option<Duration>)>>> {
+    let values = store.get_many(keys).await?;
+    let ttls = futures_util::future::try_join_all(keys.iter().zip(&values).map(
+        |(key, value)| async move {
+            match value {
+                Some(_) => optional(store.ttl(key).await),
+                None => Ok(None),
+            }
+        },
+    ))
+    .await?;
+    Ok(values
+        .into_iter()
+        .zip(ttls)
+        .map(|(value, ttl)| Some((value?, ttl?)))
+        .collect())
+}
+
+/// Writes `entries`, each with its own TTL, as one `set_many` per distinct
+/// TTL, sent concurrently; returns how many distinct keys were written.
+///
+/// A key given twice ends with its last entry, as within one `set_many`.
+/// A TTL of zero (an entry read with no time left) becomes one millisecond,
+/// because `Some(Duration::ZERO)` means "never" to `set_many`. The writes
+/// are not atomic as a whole: on an error, some groups may have landed.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use kvs::{raw::set_entries, Entry, MemoryConfig, MemoryStore, Store};
+///
+/// let store = MemoryStore::new("app", MemoryConfig::default())?;
+/// let entry = |key: &str, value: &'static [u8], ttl| Entry {
+///     key: key.into(),
+///     value: value.into(),
+///     ttl,
+/// };
+/// let written = set_entries(&store, &[
+///     entry("a", b"1", None),
+///     entry("b", b"2", Some(Duration::from_secs(60))),
+///     entry("a", b"3", None),
+/// ]).await?;
+/// assert_eq!(written, 2);
+/// assert_eq!(store.get("a").await?, b"3"[..]);
+/// assert!(store.ttl("b").await?.is_some());
+/// # Ok::<(), kvs::Error>(()) }).unwrap();
+/// ```
+pub async fn set_entries<S: Store + ?Sized>(store: &S, entries: &[Entry]) -> Result<usize> {
+    let mut last = std::collections::HashMap::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        last.insert(entry.key.as_str(), i);
+    }
+    let mut by_ttl: BTreeMap<Option<Duration>, Vec<(&str, &[u8])>> = BTreeMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if last.get(entry.key.as_str()) != Some(&i) {
+            continue;
+        }
+        let ttl = entry.ttl.map(|t| t.max(Duration::from_millis(1)));
+        by_ttl
+            .entry(ttl)
+            .or_default()
+            .push((entry.key.as_str(), entry.value.as_ref()));
+    }
+    futures_util::future::try_join_all(
+        by_ttl
+            .iter()
+            .map(|(ttl, group)| store.set_many(group, *ttl)),
+    )
+    .await?;
+    Ok(last.len())
 }
 
 /// A stored counter, read exactly as Redis's `INCRBY` reads one

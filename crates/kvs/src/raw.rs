@@ -20,7 +20,7 @@ pub use crate::deadline::{check_batch_ttl, check_ttl, deadline_ms, is_live, rema
 pub use crate::filter::{json_eq, Filter, Test};
 pub use crate::generic::{
     delete_many_each, delete_prefix_by_pages, entries_page_by_keys, get_many_each, parse_counter,
-    scan_by_pages, set_many_each,
+    scan_by_pages, set_entries, set_many_each,
 };
 pub use crate::key::{
     decode_key, encode_key, escape_namespace, namespace_dir_name, namespace_prefix,

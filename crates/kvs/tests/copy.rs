@@ -10,36 +10,9 @@ use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// The configuration of `kind` for this run under a fresh namespace, or
-/// `None` after a skip line (a failure in CI) when its server is missing.
+/// The configuration of `kind` for the store `tag` of one copy.
 fn config(kind: BackendKind, dir: &std::path::Path, tag: &str) -> Option<Config> {
-    let d = dir.display();
-    let mut config = match kind {
-        BackendKind::Memory => Config::from_yaml("type: memory").ok()?,
-        BackendKind::Sqlite => Config::from_yaml(&format!(
-            "type: sqlite\nsqlite: {{ path: \"{d}/{tag}.db\" }}"
-        ))
-        .ok()?,
-        BackendKind::LevelDb => Config::from_yaml(&format!(
-            "type: leveldb\nleveldb: {{ path: \"{d}/{tag}-ldb\" }}"
-        ))
-        .ok()?,
-        BackendKind::Redis => {
-            Config::from_url(&env::server("KVS_TEST_REDIS_URL", "redis")?).ok()?
-        }
-        BackendKind::DynamoDb => {
-            let endpoints = env::server("KVS_TEST_DYNAMODB_ENDPOINT", "dynamodb")?;
-            let endpoint = endpoints.split(',').next()?.trim().to_owned();
-            Config::from_url(&format!(
-                "dynamodb://kvs-test?endpoint={endpoint}&region=us-east-1&create_table=true"
-            ))
-            .ok()?
-        }
-        #[allow(unreachable_patterns)]
-        other => panic!("the copy test does not know {other}"),
-    };
-    config.namespace = format!("{}copy-{tag}", kvs::testkit::unique_namespace());
-    Some(config)
+    env::user_config(kind, dir, &format!("copy-{tag}"))
 }
 
 async fn open(config: &Config) -> Arc<dyn Store> {

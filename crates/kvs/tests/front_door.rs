@@ -7,43 +7,9 @@
 
 use futures_util::StreamExt;
 use kvs::testkit::env;
-use kvs::{BackendKind, Config, DocumentStore, Error, Result, Store};
+use kvs::{BackendKind, DocumentStore, Error, Result, Store};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The configuration of `kind` for this run, or `None` after a skip line
-/// (a failure in CI) when its test server is not there.
-fn config(kind: BackendKind, dir: &std::path::Path) -> Option<Config> {
-    let namespace = format!("{}front", kvs::testkit::unique_namespace());
-    let dir = dir.display();
-    let mut config = match kind {
-        BackendKind::Memory => Config::from_yaml("type: memory").ok()?,
-        BackendKind::Sqlite => Config::from_yaml(&format!(
-            "type: sqlite\nsqlite: {{ path: \"{dir}/kvs.db\" }}"
-        ))
-        .ok()?,
-        BackendKind::LevelDb => Config::from_yaml(&format!(
-            "type: leveldb\nleveldb: {{ path: \"{dir}/ldb\" }}"
-        ))
-        .ok()?,
-        BackendKind::Redis => {
-            Config::from_url(&env::server("KVS_TEST_REDIS_URL", "redis")?).ok()?
-        }
-        BackendKind::DynamoDb => {
-            let endpoints = env::server("KVS_TEST_DYNAMODB_ENDPOINT", "dynamodb")?;
-            let endpoint = endpoints.split(',').next()?.trim().to_owned();
-            Config::from_url(&format!(
-                "dynamodb://kvs-test?endpoint={endpoint}&region=us-east-1&create_table=true"
-            ))
-            .ok()?
-        }
-        // A backend added to BackendKind must be added here too.
-        #[allow(unreachable_patterns)]
-        other => panic!("the front-door test does not know {other}"),
-    };
-    config.namespace = namespace;
-    Some(config)
-}
 
 /// Panics if `result` is `Unsupported`; any other answer is one.
 #[track_caller]
@@ -118,7 +84,7 @@ async fn no_backend_answers_unsupported_through_either_entry_point() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut tried = Vec::new();
     for kind in BackendKind::ALL {
-        let Some(config) = config(kind, dir.path()) else {
+        let Some(config) = env::user_config(kind, dir.path(), "front") else {
             continue;
         };
         let store = match kvs::open(&config).await {

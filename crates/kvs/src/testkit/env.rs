@@ -42,6 +42,49 @@ pub fn server(variable: &str, backend: &str) -> Option<String> {
     }
 }
 
+/// The configuration of `kind` that a user would write, for one test
+/// store called `tag`: YAML with a file (or folder) under `dir` for the
+/// embedded backends, the test server's store URL for the others, and a
+/// fresh namespace ending in `tag`. `None` after a skip line (a failure in
+/// CI, see [`server`]) when the backend's server is not set.
+///
+/// # Panics
+///
+/// On a [`BackendKind`](crate::BackendKind) this function does not know
+/// yet: a new backend must be added here to be tested.
+pub fn user_config(
+    kind: crate::BackendKind,
+    dir: &std::path::Path,
+    tag: &str,
+) -> Option<crate::Config> {
+    use crate::{BackendKind, Config};
+    let d = dir.display();
+    let mut config = match kind {
+        BackendKind::Memory => Config::from_yaml("type: memory").ok()?,
+        BackendKind::Sqlite => Config::from_yaml(&format!(
+            "type: sqlite\nsqlite: {{ path: \"{d}/{tag}.db\" }}"
+        ))
+        .ok()?,
+        BackendKind::LevelDb => Config::from_yaml(&format!(
+            "type: leveldb\nleveldb: {{ path: \"{d}/{tag}-ldb\" }}"
+        ))
+        .ok()?,
+        BackendKind::Redis => Config::from_url(&server("KVS_TEST_REDIS_URL", "redis")?).ok()?,
+        BackendKind::DynamoDb => {
+            let endpoints = server("KVS_TEST_DYNAMODB_ENDPOINT", "dynamodb")?;
+            let endpoint = endpoints.split(',').next()?.trim().to_owned();
+            Config::from_url(&format!(
+                "dynamodb://kvs-test?endpoint={endpoint}&region=us-east-1&create_table=true"
+            ))
+            .ok()?
+        }
+        #[allow(unreachable_patterns)]
+        other => panic!("testkit::env::user_config does not know {other}"),
+    };
+    config.namespace = format!("{}{tag}", super::unique_namespace());
+    Some(config)
+}
+
 /// Records one fault-injection case's figures: prints them, and appends
 /// them to the file `KVS_FAULT_REPORT` names, from which `scripts/test`
 /// prints the suite's total. Call it only once every check has passed: the

@@ -37,6 +37,17 @@ struct Body {
 
 const FORMAT_VERSION: u64 = 1;
 
+/// The body column of a document holding `data` and `metadata`.
+fn body(data: Map<String, Value>, metadata: HashMap<String, String>) -> Result<String> {
+    let body = Body {
+        v: FORMAT_VERSION,
+        data,
+        metadata,
+    };
+    serde_json::to_string(&body).map_err(|e| Error::backend("sqlite", "encoding a document", e))
+}
+
+/// The document a row holds: the inverse of [`body`].
 fn document(id: String, body: &str, created_at: i64, updated_at: i64) -> Result<Document> {
     let body: Body = serde_json::from_str(body)
         .map_err(|e| Error::backend("sqlite", format!("decoding document {id:?}"), e))?;
@@ -280,16 +291,9 @@ impl DocumentStore for SqliteStore {
 
     fn restore<'a>(&'a self, collection: &'a str, doc: Document) -> StoreFuture<'a, ()> {
         check!(validate(collection, Some(&doc.id)));
-        let body = Body {
-            v: FORMAT_VERSION,
-            data: doc.data,
-            metadata: doc.metadata,
-        };
-        let body = match serde_json::to_string(&body) {
+        let body = match body(doc.data, doc.metadata) {
             Ok(body) => body,
-            Err(e) => {
-                return StoreFuture::ready(Err(Error::backend("sqlite", "encoding a document", e)))
-            }
+            Err(e) => return StoreFuture::ready(Err(e)),
         };
         self.write(RestoreDoc {
             collection: collection.to_owned(),
@@ -302,16 +306,9 @@ impl DocumentStore for SqliteStore {
 
     fn put<'a>(&'a self, collection: &'a str, doc: Document) -> StoreFuture<'a, ()> {
         check!(validate(collection, Some(&doc.id)));
-        let body = Body {
-            v: FORMAT_VERSION,
-            data: doc.data,
-            metadata: doc.metadata,
-        };
-        let body = match serde_json::to_string(&body) {
+        let body = match body(doc.data, doc.metadata) {
             Ok(body) => body,
-            Err(e) => {
-                return StoreFuture::ready(Err(Error::backend("sqlite", "encoding a document", e)))
-            }
+            Err(e) => return StoreFuture::ready(Err(e)),
         };
         let now = now(self.clock.as_ref()).timestamp_millis();
         self.write(PutDoc {
