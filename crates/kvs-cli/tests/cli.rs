@@ -166,6 +166,37 @@ fn store_from_the_environment_config_files_and_namespaces() {
         .stdout("in-other");
 }
 
+/// `layers:` in a configuration file reach the command line: a read-only
+/// store reads, and refuses a write with one line and exit 1.
+#[test]
+fn layers_in_a_config_file_apply_to_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    kvs(&url).args(["set", "k", "v"]).assert().success();
+    let config = dir.path().join("reader.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "type: sqlite\npath: {:?}\nlayers: [read_only]\n",
+            dir.path().join("cli.db")
+        ),
+    )
+    .unwrap();
+    let reader = || {
+        let mut cmd = Command::cargo_bin("kvs").unwrap();
+        cmd.env_remove("KVS_STORE").arg("--config").arg(&config);
+        cmd
+    };
+    reader().args(["get", "k"]).assert().success().stdout("v");
+    let out = reader().args(["set", "k", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "kvs: set refused: the store is read-only\n"
+    );
+    kvs(&url).args(["get", "k"]).assert().success().stdout("v");
+}
+
 #[test]
 fn leveldb_and_memory_urls_work() {
     let dir = tempfile::tempdir().unwrap();

@@ -132,6 +132,9 @@ pub struct Config {
     pub sqlite: SqliteConfig,
     /// Settings of the DynamoDB backend.
     pub dynamodb: DynamoDbConfig,
+    /// The layers [`open`](crate::open) puts around the store, the first
+    /// innermost (`layers:` in files; see [`layer`](crate::layer)).
+    pub layers: Vec<crate::layer::LayerConfig>,
 }
 
 /// Settings of the memory backend.
@@ -330,6 +333,8 @@ struct FileConfig {
     redis: Option<RedisConfig>,
     sqlite: Option<SqliteConfig>,
     dynamodb: Option<DynamoDbConfig>,
+    #[serde(default)]
+    layers: Vec<crate::layer::LayerConfig>,
     // The flat shape.
     path: Option<PathBuf>,
     table_name: Option<String>,
@@ -428,7 +433,12 @@ impl FileConfig {
             redis: self.redis.unwrap_or_default(),
             sqlite: self.sqlite.unwrap_or_default(),
             dynamodb: self.dynamodb.unwrap_or_default(),
+            layers: self.layers,
         };
+        // Settings that cannot work together fail here, not at `open`.
+        for layer in &config.layers {
+            layer.build()?;
+        }
         let misplaced = [
             (
                 "path",
@@ -499,6 +509,13 @@ fn flat<T>(
         )));
     }
     Ok(value)
+}
+
+/// [`de_duration`] for an optional field (with `#[serde(default)]`).
+pub(crate) fn de_opt_duration<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Option<Duration>, D::Error> {
+    de_duration(de).map(Some)
 }
 
 /// Reads a duration written as a Go-style string, or the number `0`.

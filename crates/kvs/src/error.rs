@@ -114,6 +114,14 @@ pub enum Error {
         message: String,
     },
 
+    /// A write on a store opened read-only (the
+    /// [`read_only`](crate::layer::ReadOnly) layer); nothing changed.
+    #[error("kvs: {operation} refused: the store is read-only")]
+    ReadOnly {
+        /// The refused operation (`"set"`, `"delete"`, ...).
+        operation: &'static str,
+    },
+
     /// The backend is not compiled in, or the operation is not possible on it.
     #[error("kvs: unsupported: {message}")]
     Unsupported {

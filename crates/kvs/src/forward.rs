@@ -190,9 +190,17 @@ macro_rules! forward_store {
 }
 pub(crate) use forward_store;
 
-/// Every [`DocumentStore`] method, as a call on `EXPR` (see [`forward_store`]).
+/// Every [`DocumentStore`] method, as a call on `EXPR`; or, with a list,
+/// only the named ones (see [`forward_store`]).
 macro_rules! forward_documents {
     (|$this:ident| $inner:expr) => {
+        $crate::forward::forward_documents!(|$this| $inner;
+            put, get_doc, query, delete_doc, collections, restore);
+    };
+    (|$this:ident| $inner:expr; $($method:ident),+ $(,)?) => {
+        $( $crate::forward::forward_documents!(@$method |$this| $inner); )+
+    };
+    (@put |$this:ident| $inner:expr) => {
         fn put<'a>(
             &'a self,
             collection: &'a str,
@@ -201,6 +209,8 @@ macro_rules! forward_documents {
             let $this = self;
             ($inner).put(collection, doc)
         }
+    };
+    (@get_doc |$this:ident| $inner:expr) => {
         fn get_doc<'a>(
             &'a self,
             collection: &'a str,
@@ -209,6 +219,8 @@ macro_rules! forward_documents {
             let $this = self;
             ($inner).get_doc(collection, id)
         }
+    };
+    (@query |$this:ident| $inner:expr) => {
         fn query<'a>(
             &'a self,
             collection: &'a str,
@@ -217,6 +229,8 @@ macro_rules! forward_documents {
             let $this = self;
             ($inner).query(collection, filter)
         }
+    };
+    (@delete_doc |$this:ident| $inner:expr) => {
         fn delete_doc<'a>(
             &'a self,
             collection: &'a str,
@@ -225,10 +239,14 @@ macro_rules! forward_documents {
             let $this = self;
             ($inner).delete_doc(collection, id)
         }
+    };
+    (@collections |$this:ident| $inner:expr) => {
         fn collections(&self) -> $crate::StoreFuture<'_, Vec<String>> {
             let $this = self;
             ($inner).collections()
         }
+    };
+    (@restore |$this:ident| $inner:expr) => {
         fn restore<'a>(
             &'a self,
             collection: &'a str,
@@ -239,6 +257,7 @@ macro_rules! forward_documents {
         }
     };
 }
+pub(crate) use forward_documents;
 
 /// An `Arc<S>` (and so `Arc<dyn Store>`) is a `Store` too.
 #[deny(clippy::missing_trait_methods)]

@@ -24,6 +24,8 @@
 //! - [`error`](Error): the one error type;
 //! - [`config`](Config): configuration files and Go-style durations;
 //! - [`expiry`]: the injectable clock and the longest TTL;
+//! - [`layer`]: wrappers around any store (read-only, size limit, TTL
+//!   clamp), stacked in code or by `layers:` in the configuration;
 //! - `backend/`: one module per engine, a folder per concern inside the
 //!   larger ones;
 //! - [`raw`]: for backend and layer authors only — key encodings, deadline
@@ -63,6 +65,7 @@ mod forward;
 mod future;
 mod generic;
 mod key;
+pub mod layer;
 pub mod raw;
 #[cfg_attr(not(any(feature = "sqlite", feature = "leveldb")), allow(dead_code))]
 mod registry;
@@ -145,6 +148,11 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
 /// # }
 /// ```
 pub async fn open_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>> {
+    layer::apply(&config.layers, open_backend(config, clock).await?)
+}
+
+/// The backend's store, without the configured layers.
+async fn open_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>> {
     let ns = config.namespace.as_str();
     Ok(match config.backend {
         BackendKind::Memory => {
@@ -191,6 +199,14 @@ pub async fn open_documents(config: &Config) -> Result<Arc<dyn DocumentStore>> {
 
 /// Like [`open_documents`], reading time from `clock` (see [`open_with_clock`]).
 pub async fn open_documents_with_clock(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn DocumentStore>> {
+    layer::apply_documents(&config.layers, open_backend_documents(config, clock).await?)
+}
+
+/// The backend's document store, without the configured layers.
+async fn open_backend_documents(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn DocumentStore>> {

@@ -134,6 +134,16 @@ impl ConfigHarness {
         harness
     }
 
+    /// This harness with `layers` (see [`crate::layer`]) around every
+    /// store it opens, the first innermost: the suite then runs on the
+    /// stack, through [`kvs::open`](crate::open) as users open it.
+    pub fn with_layers(mut self, layers: &[crate::layer::LayerConfig]) -> ConfigHarness {
+        for config in &mut self.configs {
+            config.layers = layers.to_vec();
+        }
+        self
+    }
+
     /// The configuration of the first server or file.
     pub fn config(&self) -> &Config {
         &self.configs[0]

@@ -1,0 +1,212 @@
+//! Layers: wrappers that add one behaviour around any store, and are
+//! stores themselves, so that they stack.
+//!
+//! A layer is built in code and put on with [`LayerExt::layer`], or
+//! declared in the configuration under `layers:`, in which case
+//! [`open`](crate::open) and [`open_documents`](crate::open_documents)
+//! return the stack:
+//!
+//! ```yaml
+//! type: sqlite
+//! sqlite: { path: ./kvs.db }
+//! layers:                     # the first wraps the store, the next wraps that
+//!   - ttl_clamp: { max: 24h, default: 1h }
+//!   - limit_size: { max_value_bytes: 1048576 }
+//! ```
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> kvs::Result<()> {
+//! use kvs::layer::{LayerExt, LimitSize, ReadOnly};
+//!
+//! let store = kvs::open(&kvs::Config::from_yaml("type: memory")?).await?;
+//! store.set("greeting", b"hello", None).await?;
+//! let guarded = store.clone().layer(LimitSize::new(4)).layer(ReadOnly);
+//! assert_eq!(guarded.get("greeting").await?, &b"hello"[..]);
+//! assert!(matches!(guarded.set("k", b"v", None).await, Err(kvs::Error::ReadOnly { .. })));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What every layer keeps
+//!
+//! Keys, TTLs and listing order pass through unchanged: a layered store
+//! keeps the whole [`Store`] contract, except where a layer's own docs say
+//! what it changes (a guard refuses some calls; a TTL clamp moves TTLs).
+//! Every wrapper writes its methods with the crate's one forwarding macro,
+//! so a method added to the trait cannot be missed by any layer. Documents
+//! pass through every layer untouched unless its docs say otherwise.
+//!
+//! | layer | configuration | what it does |
+//! |-------|---------------|--------------|
+//! | [`ReadOnly`] | `read_only` | every write is [`Error::ReadOnly`](crate::Error::ReadOnly) |
+//! | [`LimitSize`] | `limit_size: { max_value_bytes: N }` | values over N bytes are refused before any I/O |
+//! | [`TtlClamp`] | `ttl_clamp: { min, max, default }` | TTLs raised to `min`, lowered to `max`; `default` for writes without one |
+
+use crate::{DocumentStore, Result, Store};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A wrapper that can be put around any store, key-value or document.
+///
+/// Implementations return their wrapper store around `inner`; the wrapper
+/// must implement every method (write it with the forwarding macros, or
+/// list the methods it changes). See the [module docs](self).
+pub trait Layer: Send + Sync {
+    /// `inner` with this layer around it.
+    fn wrap(&self, inner: Arc<dyn Store>) -> Arc<dyn Store>;
+
+    /// `inner` with this layer around it, documents included.
+    fn wrap_documents(&self, inner: Arc<dyn DocumentStore>) -> Arc<dyn DocumentStore>;
+}
+
+/// `impl Layer for $layer`: both methods build the wrapper with `$make`,
+/// an expression of the layer (`$this`, a `&$layer`) and `$inner`, the
+/// store to wrap, once as `Arc<dyn Store>` and once as
+/// `Arc<dyn DocumentStore>`.
+macro_rules! layer_wraps_with {
+    ($layer:ty, |$this:ident, $inner:ident| $make:expr) => {
+        impl $crate::layer::Layer for $layer {
+            fn wrap(
+                &self,
+                $inner: std::sync::Arc<dyn $crate::Store>,
+            ) -> std::sync::Arc<dyn $crate::Store> {
+                #[allow(unused_variables)]
+                let $this = self;
+                std::sync::Arc::new($make)
+            }
+
+            fn wrap_documents(
+                &self,
+                $inner: std::sync::Arc<dyn $crate::DocumentStore>,
+            ) -> std::sync::Arc<dyn $crate::DocumentStore> {
+                #[allow(unused_variables)]
+                let $this = self;
+                std::sync::Arc::new($make)
+            }
+        }
+    };
+}
+use layer_wraps_with;
+
+mod limit_size;
+mod read_only;
+mod ttl_clamp;
+
+pub use limit_size::{LimitSize, LimitSizeStore};
+pub use read_only::{ReadOnly, ReadOnlyStore};
+pub use ttl_clamp::{TtlClamp, TtlClampStore};
+
+/// `store.layer(a).layer(b)`: `a` wraps the store, `b` wraps `a`.
+///
+/// For `Arc<dyn Store>` and `Arc<dyn DocumentStore>`, what
+/// [`open`](crate::open) and [`open_documents`](crate::open_documents)
+/// return.
+pub trait LayerExt: Sized {
+    /// This store with `layer` around it.
+    fn layer<L: Layer>(self, layer: L) -> Self;
+}
+
+impl LayerExt for Arc<dyn Store> {
+    fn layer<L: Layer>(self, layer: L) -> Arc<dyn Store> {
+        layer.wrap(self)
+    }
+}
+
+impl LayerExt for Arc<dyn DocumentStore> {
+    fn layer<L: Layer>(self, layer: L) -> Arc<dyn DocumentStore> {
+        layer.wrap_documents(self)
+    }
+}
+
+/// One entry of `layers:` in a configuration file.
+///
+/// ```
+/// use std::time::Duration;
+/// use kvs::layer::LayerConfig;
+///
+/// let config = kvs::Config::from_yaml(
+///     "type: memory\nlayers:\n  - read_only\n  - limit_size: { max_value_bytes: 1024 }\n",
+/// )
+/// .unwrap();
+/// assert_eq!(
+///     config.layers,
+///     [LayerConfig::ReadOnly, LayerConfig::LimitSize { max_value_bytes: 1024 }]
+/// );
+/// let err = kvs::Config::from_yaml("type: memory\nlayers: [compresion]").unwrap_err();
+/// assert!(err.to_string().contains("compresion"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum LayerConfig {
+    /// [`ReadOnly`]: every write refused.
+    ReadOnly,
+    /// [`LimitSize`]: values over `max_value_bytes` refused.
+    LimitSize {
+        /// The largest value accepted, in bytes.
+        max_value_bytes: usize,
+    },
+    /// [`TtlClamp`]: TTLs kept between `min` and `max`, `default` for
+    /// writes that give none.
+    TtlClamp {
+        /// The shortest TTL a write may set.
+        #[serde(default, deserialize_with = "crate::config::de_opt_duration")]
+        min: Option<Duration>,
+        /// The longest TTL a write may set.
+        #[serde(default, deserialize_with = "crate::config::de_opt_duration")]
+        max: Option<Duration>,
+        /// The TTL of a write that gives none.
+        #[serde(default, deserialize_with = "crate::config::de_opt_duration")]
+        default: Option<Duration>,
+    },
+}
+
+impl LayerConfig {
+    /// The layer this entry describes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for settings
+    /// that cannot work together (a `min` above the `max`, ...).
+    pub fn build(&self) -> Result<Box<dyn Layer>> {
+        Ok(match self {
+            LayerConfig::ReadOnly => Box::new(ReadOnly),
+            LayerConfig::LimitSize { max_value_bytes } => {
+                Box::new(LimitSize::new(*max_value_bytes))
+            }
+            LayerConfig::TtlClamp { min, max, default } => {
+                Box::new(TtlClamp::new(*min, *max, *default)?)
+            }
+        })
+    }
+}
+
+/// `store` inside every layer of `layers`, the first innermost.
+pub(crate) fn apply(layers: &[LayerConfig], store: Arc<dyn Store>) -> Result<Arc<dyn Store>> {
+    layers
+        .iter()
+        .try_fold(store, |store, layer| Ok(layer.build()?.wrap(store)))
+}
+
+/// [`apply`] for a document store.
+pub(crate) fn apply_documents(
+    layers: &[LayerConfig],
+    store: Arc<dyn DocumentStore>,
+) -> Result<Arc<dyn DocumentStore>> {
+    layers.iter().try_fold(store, |store, layer| {
+        Ok(layer.build()?.wrap_documents(store))
+    })
+}
+
+/// A boxed layer (what [`LayerConfig::build`] returns) is a layer too.
+impl<L: Layer + ?Sized> Layer for Box<L> {
+    fn wrap(&self, inner: Arc<dyn Store>) -> Arc<dyn Store> {
+        (**self).wrap(inner)
+    }
+
+    fn wrap_documents(&self, inner: Arc<dyn DocumentStore>) -> Arc<dyn DocumentStore> {
+        (**self).wrap_documents(inner)
+    }
+}

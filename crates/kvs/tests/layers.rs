@@ -1,0 +1,327 @@
+//! Layers, as users declare them: `layers:` in YAML, through `kvs::open`
+//! and `kvs::open_documents`.
+//!
+//! The conformance suite runs on every layer that keeps the contract (in
+//! its pass-through settings, alone and stacked) around memory, SQLite and
+//! Redis; what each layer changes on purpose is specified below it.
+
+use kvs::expiry::ManualClock;
+use kvs::layer::LayerConfig;
+use kvs::{Config, Document, DocumentStore, Error, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every layer that keeps the contract, in settings that change nothing.
+const PASS_THROUGH: &str = "layers:
+  - ttl_clamp: {}
+  - limit_size: { max_value_bytes: 1073741824 }
+";
+
+fn pass_through() -> Vec<LayerConfig> {
+    match Config::from_yaml(&format!("type: memory\n{PASS_THROUGH}")) {
+        Ok(config) => config.layers,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+mod memory_ttl_clamp {
+    async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+        Some(kvs::testkit::ConfigHarness::from_yaml(
+            "type: memory\nlayers: [{ ttl_clamp: {} }]\n",
+            kvs::testkit::Capabilities::new(),
+        ))
+    }
+    kvs::conformance_tests!(harness);
+}
+
+mod memory_limit_size {
+    async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+        Some(kvs::testkit::ConfigHarness::from_yaml(
+            "type: memory\nlayers: [{ limit_size: { max_value_bytes: 1073741824 } }]\n",
+            kvs::testkit::Capabilities::new(),
+        ))
+    }
+    kvs::conformance_tests!(harness);
+}
+
+mod sqlite_stacked {
+    async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+        Some(kvs::testkit::ConfigHarness::in_temp_dir(&format!(
+            "type: sqlite\nsqlite: {{ path: \"{{dir}}/kvs.db\" }}\n{}",
+            super::PASS_THROUGH
+        )))
+    }
+    kvs::conformance_tests!(harness);
+}
+
+mod redis_stacked {
+    async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+        let mut caps = kvs::testkit::Capabilities::new();
+        caps.shared_namespaces = true;
+        caps.persistent = true;
+        caps.manual_clock = false;
+        Some(
+            kvs::testkit::ConfigHarness::from_env("KVS_TEST_REDIS_URL", "redis", caps)?
+                .with_layers(&super::pass_through()),
+        )
+    }
+    kvs::conformance_tests!(harness);
+}
+
+async fn open(yaml: &str) -> Arc<dyn kvs::DocumentStore> {
+    let config = Config::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    kvs::open_documents(&config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The store underneath and the same store through `layers`: memory
+/// stores are private to their `open`, so both views share one SQLite file.
+async fn bare_and_layered(
+    dir: &std::path::Path,
+    layers: &str,
+) -> (Arc<dyn kvs::DocumentStore>, Arc<dyn kvs::DocumentStore>) {
+    let base = format!(
+        "type: sqlite\nsqlite: {{ path: \"{}/kvs.db\" }}\n",
+        dir.display()
+    );
+    (
+        open(&base).await,
+        open(&format!("{base}layers: {layers}\n")).await,
+    )
+}
+
+#[track_caller]
+fn read_only<T: std::fmt::Debug>(result: kvs::Result<T>, operation: &str) {
+    match result {
+        Err(Error::ReadOnly { operation: op }) => assert_eq!(op, operation),
+        other => panic!("{operation}: expected Error::ReadOnly, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn read_only_refuses_every_write_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, store) = bare_and_layered(dir.path(), "[read_only]").await;
+    bare.set("k", b"v", None).await.unwrap();
+    bare.set("n", b"1", None).await.unwrap();
+    let mut data = serde_json::Map::new();
+    data.insert("name".into(), "ada".into());
+    bare.put("users", Document::new("u1", data.clone()))
+        .await
+        .unwrap();
+
+    read_only(store.set("k", b"x", None).await, "set");
+    read_only(store.delete("k").await, "delete");
+    read_only(store.set_many(&[("k", b"x")], None).await, "set_many");
+    read_only(store.delete_many(&["k"]).await, "delete_many");
+    read_only(
+        store.set_if_absent("new", b"x", None).await,
+        "set_if_absent",
+    );
+    read_only(
+        store.compare_and_swap("k", Some(b"v"), b"x", None).await,
+        "compare_and_swap",
+    );
+    read_only(store.increment("n", 1).await, "increment");
+    read_only(store.expire("k", Duration::from_secs(60)).await, "expire");
+    read_only(store.persist("k").await, "persist");
+    read_only(store.delete_prefix("").await, "delete_prefix");
+    read_only(store.clear().await, "clear");
+    read_only(store.put("users", Document::new("u2", data)).await, "put");
+    read_only(store.delete_doc("users", "u1").await, "delete_doc");
+    let doc = bare.get_doc("users", "u1").await.unwrap();
+    read_only(store.restore("users", doc).await, "restore");
+
+    // Every read answers, and answers what the bare store holds.
+    assert_eq!(store.get("k").await.unwrap(), &b"v"[..]);
+    assert_eq!(store.get_many(&["k", "n"]).await.unwrap().len(), 2);
+    assert_eq!(store.list("").await.unwrap(), ["k", "n"]);
+    assert_eq!(store.count("").await.unwrap(), 2);
+    assert_eq!(store.ttl("k").await.unwrap(), None);
+    assert_eq!(store.entries_page("", None, 10).await.unwrap().0.len(), 2);
+    assert_eq!(store.get_doc("users", "u1").await.unwrap().id, "u1");
+    assert_eq!(store.collections().await.unwrap(), ["users"]);
+    assert_eq!(
+        store
+            .query("users", &serde_json::Map::new())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(bare.get("n").await.unwrap(), &b"1"[..]);
+    assert!(!bare.exists("new").await.unwrap());
+    assert_eq!(
+        bare.query("users", &serde_json::Map::new())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn limit_size_refuses_a_large_value_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, store) =
+        bare_and_layered(dir.path(), "[{ limit_size: { max_value_bytes: 4 } }]").await;
+    store.set("k", b"1234", None).await.unwrap();
+    let too_large = |result: kvs::Result<_>| match result {
+        Err(Error::ValueTooLarge {
+            size: 5, limit: 4, ..
+        }) => {}
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    };
+    too_large(store.set("k", b"12345", None).await.map(drop));
+    too_large(
+        store
+            .set_many(&[("a", b"1"), ("b", b"12345"), ("c", b"1")], None)
+            .await
+            .map(drop),
+    );
+    too_large(store.set_if_absent("new", b"12345", None).await.map(drop));
+    too_large(
+        store
+            .compare_and_swap("k", Some(b"1234"), b"12345", None)
+            .await
+            .map(drop),
+    );
+    let err = store
+        .set("k", b"12345", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "kvs: value of 5 bytes for key \"k\" is too large for the limit_size layer (limit 4 bytes)"
+    );
+    // Nothing of a refused batch was written; the old value stays.
+    assert_eq!(bare.list("").await.unwrap(), ["k"]);
+    assert_eq!(bare.get("k").await.unwrap(), &b"1234"[..]);
+    // A compare-and-swap's expected value is not a write.
+    assert!(store
+        .compare_and_swap("k", Some(b"1234"), b"ok", None)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn ttl_clamp_keeps_ttls_within_bounds_and_gives_the_default() {
+    const MIN: Duration = Duration::from_secs(10);
+    const MAX: Duration = Duration::from_secs(3600);
+    const DEFAULT: Duration = Duration::from_secs(60);
+    let config = Config::from_yaml(
+        "type: memory\nlayers: [{ ttl_clamp: { min: 10s, max: 1h, default: 1m } }]",
+    )
+    .unwrap();
+    // A still clock: a TTL read back is exactly the one that was set.
+    let clock = ManualClock::new(1_700_000_000_000);
+    let store = kvs::open_with_clock(&config, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let ttl = |key: &'static str| {
+        let store = store.clone();
+        async move { store.ttl(key).await.unwrap() }
+    };
+
+    store
+        .set("short", b"v", Some(Duration::from_millis(5)))
+        .await
+        .unwrap();
+    store.set("long", b"v", Some(MAX * 24)).await.unwrap();
+    store.set("within", b"v", Some(MIN * 3)).await.unwrap();
+    store.set("none", b"v", None).await.unwrap();
+    store.set("zero", b"v", Some(Duration::ZERO)).await.unwrap();
+    assert_eq!(ttl("short").await, Some(MIN));
+    assert_eq!(ttl("long").await, Some(MAX));
+    assert_eq!(ttl("within").await, Some(MIN * 3));
+    assert_eq!(ttl("none").await, Some(DEFAULT));
+    assert_eq!(ttl("zero").await, Some(DEFAULT));
+
+    store
+        .set_many(&[("a", b"1"), ("b", b"2")], None)
+        .await
+        .unwrap();
+    assert_eq!(ttl("a").await, Some(DEFAULT));
+    assert!(store.set_if_absent("c", b"3", Some(MAX * 2)).await.unwrap());
+    assert_eq!(ttl("c").await, Some(MAX));
+    assert!(store
+        .compare_and_swap("c", Some(b"3"), b"4", Some(Duration::from_secs(1)))
+        .await
+        .unwrap());
+    assert_eq!(ttl("c").await, Some(MIN));
+
+    store.expire("within", MAX * 2).await.unwrap();
+    assert_eq!(ttl("within").await, Some(MAX));
+    // With a default, no key lives forever.
+    store.expire("within", Duration::ZERO).await.unwrap();
+    assert_eq!(ttl("within").await, Some(DEFAULT));
+    store.persist("long").await.unwrap();
+    assert_eq!(ttl("long").await, Some(DEFAULT));
+    // increment passes through: a counter it creates has no TTL.
+    store.increment("counter", 1).await.unwrap();
+    assert_eq!(ttl("counter").await, None);
+
+    // The clamped TTLs are real ones.
+    clock.advance(DEFAULT + Duration::from_millis(1));
+    assert!(!store.exists("none").await.unwrap());
+    assert!(!store.exists("c").await.unwrap(), "c had the minimum, 10 s");
+}
+
+#[tokio::test]
+async fn the_first_layer_listed_is_the_innermost() {
+    // limit_size outside read_only: a large value meets the size check
+    // first, a small one reaches read_only.
+    let outer_limit =
+        open("type: memory\nlayers: [read_only, { limit_size: { max_value_bytes: 1 } }]").await;
+    assert!(matches!(
+        outer_limit.set("k", b"large", None).await,
+        Err(Error::ValueTooLarge { .. })
+    ));
+    read_only(outer_limit.set("k", b"s", None).await, "set");
+    let outer_read_only =
+        open("type: memory\nlayers: [{ limit_size: { max_value_bytes: 1 } }, read_only]").await;
+    read_only(outer_read_only.set("k", b"large", None).await, "set");
+}
+
+#[test]
+fn bad_layer_settings_are_one_line_errors_naming_the_mistake() {
+    let cases = [
+        ("layers: [compresion]", "compresion"),
+        ("layers: [{ limit_size: {} }]", "max_value_bytes"),
+        (
+            "layers: [{ limit_size: { max_value_bytes: 8, max: 9 } }]",
+            "max",
+        ),
+        (
+            "layers: [{ ttl_clamp: { min: 10s, max: 5s } }]",
+            "`min` of 10s is above `max` of 5s",
+        ),
+        ("layers: [{ ttl_clamp: { max: soon } }]", "soon"),
+        ("layers: [{ ttl_clamp: { min: 0 } }]", "`min` is 0"),
+        // A single layer is still a list.
+        ("layers: read_only", "expected sequence start at line 2"),
+    ];
+    for (layers, want) in cases {
+        let yaml = format!("type: memory\n{layers}\n");
+        match Config::from_yaml(&yaml) {
+            Err(e @ Error::InvalidConfig { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains(want), "{layers}: {message}");
+                assert!(
+                    !message.contains('\n'),
+                    "{layers}: more than one line: {message}"
+                );
+            }
+            other => panic!("{layers}: expected InvalidConfig, got {other:?}"),
+        }
+    }
+    // JSON takes the same shape.
+    let config = Config::from_json(
+        r#"{"type": "memory", "layers": ["read_only", {"limit_size": {"max_value_bytes": 8}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(config.layers.len(), 2);
+}
