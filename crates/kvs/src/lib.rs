@@ -24,6 +24,7 @@
 //! - [`error`](Error): the one error type;
 //! - [`config`](Config): configuration files and Go-style durations;
 //! - [`expiry`]: the injectable clock and the longest TTL;
+//! - [`typed`]: `store.typed::<T>()`, values as Rust types (JSON, MessagePack);
 //! - [`layer`]: wrappers around any store (read-only, size limit, TTL
 //!   clamp), stacked in code or by `layers:` in the configuration;
 //! - `backend/`: one module per engine, a folder per concern inside the
@@ -42,6 +43,7 @@
 //! | `leveldb`  | `LevelDbStore`                  | yes     |
 //! | `redis`    | `RedisStore` (server or cluster) | no     |
 //! | `dynamodb` | `DynamoDbStore`                 | no      |
+//! | `msgpack`  | [`typed::MessagePack`], a codec for [`Typed`] values | no |
 //! | `full`     | all of the above                | no      |
 //! | `testkit`  | `kvs::testkit`, not semver-stable | no    |
 //!
@@ -71,6 +73,7 @@ pub mod raw;
 mod registry;
 mod store;
 mod store_url;
+pub mod typed;
 #[cfg(feature = "leveldb")]
 mod worker;
 
@@ -100,6 +103,7 @@ pub use error::{Error, Result};
 pub use future::{KeyStream, StoreFuture};
 pub use key::{DEFAULT_NAMESPACE, MAX_KEY_LEN, MAX_NAMESPACE_LEN};
 pub use store::{Entry, Store};
+pub use typed::{Typed, TypedExt};
 
 /// Re-exported so that users name the same `Bytes` type the trait returns.
 pub use bytes::Bytes;
