@@ -12,8 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every layer that keeps the contract, in settings that change nothing.
+/// Compression from 0 bytes up, so that every value the suite writes is
+/// compressed wherever that makes it smaller.
 const PASS_THROUGH: &str = "layers:
   - ttl_clamp: {}
+  - compression: { threshold: 0 }
   - limit_size: { max_value_bytes: 1073741824 }
 ";
 
@@ -38,6 +41,16 @@ mod memory_limit_size {
     async fn harness() -> Option<kvs::testkit::ConfigHarness> {
         Some(kvs::testkit::ConfigHarness::from_yaml(
             "type: memory\nlayers: [{ limit_size: { max_value_bytes: 1073741824 } }]\n",
+            kvs::testkit::Capabilities::new(),
+        ))
+    }
+    kvs::conformance_tests!(harness);
+}
+
+mod memory_compression_lz4 {
+    async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+        Some(kvs::testkit::ConfigHarness::from_yaml(
+            "type: memory\nlayers: [{ compression: { algorithm: lz4, threshold: 0 } }]\n",
             kvs::testkit::Capabilities::new(),
         ))
     }
@@ -324,4 +337,70 @@ fn bad_layer_settings_are_one_line_errors_naming_the_mistake() {
     )
     .unwrap();
     assert_eq!(config.layers.len(), 2);
+}
+
+#[tokio::test]
+async fn compression_keeps_plain_and_compressed_values_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, store) =
+        bare_and_layered(dir.path(), "[{ compression: { threshold: 1024 } }]").await;
+    let conversation = r#"{"role":"user","text":"tell me about the weather"},"#.repeat(80);
+    // Written before the layer existed: read through it unchanged.
+    bare.set("old", conversation.as_bytes(), None)
+        .await
+        .unwrap();
+    store
+        .set("new", conversation.as_bytes(), None)
+        .await
+        .unwrap();
+    store.set("small", b"short", None).await.unwrap();
+    for key in ["old", "new"] {
+        assert_eq!(store.get(key).await.unwrap(), conversation.as_bytes());
+    }
+    let stored = bare.get("new").await.unwrap();
+    assert!(
+        stored.len() * 3 < conversation.len(),
+        "{} bytes stored for {}",
+        stored.len(),
+        conversation.len()
+    );
+    assert_eq!(bare.get("small").await.unwrap(), &b"short"[..]);
+    let entries = store.entries_page("", None, 10).await.unwrap().0;
+    assert!(entries
+        .iter()
+        .all(|e| e.key == "small" || e.value == conversation.as_bytes()));
+    // compare_and_swap compares what the value holds, whatever its form.
+    assert!(store
+        .compare_and_swap("old", Some(conversation.as_bytes()), b"swapped", None)
+        .await
+        .unwrap());
+    assert!(store
+        .compare_and_swap("new", Some(conversation.as_bytes()), b"swapped", None)
+        .await
+        .unwrap());
+    assert!(!store
+        .compare_and_swap("new", Some(conversation.as_bytes()), b"again", None)
+        .await
+        .unwrap());
+
+    // Documents are not compressed.
+    let mut data = serde_json::Map::new();
+    data.insert("text".into(), conversation.clone().into());
+    store
+        .put("chats", Document::new("c1", data.clone()))
+        .await
+        .unwrap();
+    assert_eq!(bare.get_doc("chats", "c1").await.unwrap().data, data);
+
+    // A damaged frame is an error naming the key, not garbage.
+    store
+        .set("damaged", conversation.as_bytes(), None)
+        .await
+        .unwrap();
+    let mut raw = bare.get("damaged").await.unwrap().to_vec();
+    let middle = raw.len() / 2;
+    raw[middle] ^= 0xFF;
+    bare.set("damaged", &raw, None).await.unwrap();
+    let err = store.get("damaged").await.unwrap_err().to_string();
+    assert!(err.contains("\"damaged\""), "{err}");
 }

@@ -42,6 +42,7 @@
 //! | [`ReadOnly`] | `read_only` | every write is [`Error::ReadOnly`](crate::Error::ReadOnly) |
 //! | [`LimitSize`] | `limit_size: { max_value_bytes: N }` | values over N bytes are refused before any I/O |
 //! | [`TtlClamp`] | `ttl_clamp: { min, max, default }` | TTLs raised to `min`, lowered to `max`; `default` for writes without one |
+//! | `Compression` (feature `compression`) | `compression: { algorithm: zstd, threshold: 1024, level: 3 }` | values from `threshold` bytes up stored as zstd or LZ4 frames |
 
 use crate::{DocumentStore, Result, Store};
 use serde::Deserialize;
@@ -90,10 +91,15 @@ macro_rules! layer_wraps_with {
 }
 use layer_wraps_with;
 
+#[cfg(feature = "compression")]
+#[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+pub mod compression;
 mod limit_size;
 mod read_only;
 mod ttl_clamp;
 
+#[cfg(feature = "compression")]
+pub use compression::{Compression, CompressionStore};
 pub use limit_size::{LimitSize, LimitSizeStore};
 pub use read_only::{ReadOnly, ReadOnlyStore};
 pub use ttl_clamp::{TtlClamp, TtlClampStore};
@@ -161,6 +167,39 @@ pub enum LayerConfig {
         #[serde(default, deserialize_with = "crate::config::de_opt_duration")]
         default: Option<Duration>,
     },
+    /// `Compression` (feature `compression`): values from `threshold`
+    /// bytes up stored compressed.
+    Compression {
+        /// `zstd` (the default) or `lz4`.
+        #[serde(default)]
+        algorithm: CompressionAlgorithm,
+        /// The smallest value compressed, in bytes (default 1024).
+        #[serde(default = "default_threshold")]
+        threshold: usize,
+        /// zstd's level, 1–22 (default 3).
+        #[serde(default = "default_level")]
+        level: i32,
+    },
+}
+
+/// The compressor of [`LayerConfig::Compression`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum CompressionAlgorithm {
+    /// zstd.
+    #[default]
+    Zstd,
+    /// LZ4.
+    Lz4,
+}
+
+fn default_threshold() -> usize {
+    1024
+}
+
+fn default_level() -> i32 {
+    3
 }
 
 impl LayerConfig {
@@ -178,6 +217,19 @@ impl LayerConfig {
             }
             LayerConfig::TtlClamp { min, max, default } => {
                 Box::new(TtlClamp::new(*min, *max, *default)?)
+            }
+            #[cfg(feature = "compression")]
+            LayerConfig::Compression {
+                algorithm,
+                threshold,
+                level,
+            } => Box::new(Compression::new(*algorithm, *threshold, *level)?),
+            #[cfg(not(feature = "compression"))]
+            LayerConfig::Compression { .. } => {
+                return Err(crate::Error::unsupported(
+                    "the compression layer is not compiled in; build kvs with the cargo \
+                     feature `compression` (kvs-cli: `--features compression`)",
+                ))
             }
         })
     }

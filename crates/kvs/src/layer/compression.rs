@@ -1,0 +1,372 @@
+//! The compression layer: values from a size up are stored as zstd or LZ4
+//! frames behind a one-byte header; smaller ones, and every value written
+//! without the layer, read back as they are.
+//!
+//! # The stored form
+//!
+//! A compressed value is the byte [`HEADER`] followed by a zstd frame or
+//! an LZ4 frame, each starting with its own magic number (`28 B5 2F FD`,
+//! `04 22 4D 18`) and carrying a checksum of its content. Every other
+//! value is stored verbatim. On reading, a value that starts with the
+//! header and a frame magic is a frame, and must decompress (a damaged
+//! frame is an error, never garbage); anything else is plain. So a value
+//! written without the layer reads back unchanged unless it begins with
+//! those five bytes, and the layer never writes a plain value that begins
+//! with [`HEADER`]: such a value is stored compressed, whatever its size.
+
+use crate::forward::{forward_documents, forward_store};
+use crate::{Bytes, DocumentStore, Entry, Error, Result, Store, StoreFuture};
+use std::io::Read;
+use std::time::Duration;
+
+/// The first byte of every value this layer compresses.
+pub const HEADER: u8 = 0xF5;
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4D, 0x18];
+
+/// The largest value a frame may decompress to: a damaged or hostile
+/// frame cannot make a read allocate more.
+pub const MAX_DECOMPRESSED: usize = 1 << 30;
+
+/// The compressor the layer writes with; it reads both.
+pub use super::CompressionAlgorithm as Algorithm;
+
+/// Compresses values of `threshold` bytes and more (default 1 KiB), when
+/// that makes them smaller. See the [module docs](self) for the stored
+/// form, which `get`, `get_many` and `entries_page` undo.
+///
+/// `compare_and_swap` compares the expected value with the stored one
+/// decompressed, then swaps against the stored bytes, so it stays atomic.
+/// `increment` works on plain decimal values, which are far below any
+/// sensible threshold, and passes through. Keys, TTLs and listing pass
+/// through; documents are not compressed. In a configuration file:
+/// `layers: [{ compression: { algorithm: zstd, threshold: 1024, level: 3 } }]`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kvs::Result<()> {
+/// use kvs::layer::{Compression, LayerExt};
+///
+/// let bare = kvs::open(&kvs::Config::from_yaml("type: memory")?).await?;
+/// let store = bare.clone().layer(Compression::zstd());
+/// let text = "a conversation that repeats itself, ".repeat(100);
+/// store.set("chat", text.as_bytes(), None).await?;
+/// assert_eq!(store.get("chat").await?, text.as_bytes());
+/// assert!(bare.get("chat").await?.len() < text.len() / 10);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    algorithm: Algorithm,
+    threshold: usize,
+    level: i32,
+}
+
+impl Compression {
+    /// zstd at level 3 from 1 KiB up.
+    pub fn zstd() -> Compression {
+        Compression {
+            algorithm: Algorithm::Zstd,
+            threshold: 1024,
+            level: 3,
+        }
+    }
+
+    /// LZ4 from 1 KiB up.
+    pub fn lz4() -> Compression {
+        Compression {
+            algorithm: Algorithm::Lz4,
+            ..Compression::zstd()
+        }
+    }
+
+    /// `algorithm` from `threshold` bytes up, at zstd `level` (1–22; LZ4
+    /// has no levels).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a zstd level outside 1–22.
+    pub fn new(algorithm: Algorithm, threshold: usize, level: i32) -> Result<Compression> {
+        if !(1..=22).contains(&level) {
+            return Err(Error::config(format!(
+                "compression: level {level} is outside zstd's 1 to 22"
+            )));
+        }
+        Ok(Compression {
+            algorithm,
+            threshold,
+            level,
+        })
+    }
+
+    /// What to store for `value`.
+    fn encode<'v>(&self, key: &str, value: &'v [u8]) -> Result<std::borrow::Cow<'v, [u8]>> {
+        let must = value.first() == Some(&HEADER);
+        if value.len() < self.threshold && !must {
+            return Ok(value.into());
+        }
+        let mut out = vec![HEADER];
+        let written = match self.algorithm {
+            Algorithm::Zstd => zstd_encode(value, self.level, &mut out),
+            Algorithm::Lz4 => lz4_encode(value, &mut out),
+        };
+        written.map_err(|e| {
+            Error::backend(
+                "compression",
+                format!("compressing the value of {key:?}"),
+                e,
+            )
+        })?;
+        Ok(if out.len() < value.len() || must {
+            out.into()
+        } else {
+            value.into()
+        })
+    }
+}
+
+fn zstd_encode(value: &[u8], level: i32, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut encoder = zstd::stream::Encoder::new(out, level)?;
+    encoder.include_checksum(true)?;
+    encoder.set_pledged_src_size(Some(value.len() as u64))?;
+    std::io::Write::write_all(&mut encoder, value)?;
+    encoder.finish().map(drop)
+}
+
+fn lz4_encode(value: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    let info = lz4_flex::frame::FrameInfo::new()
+        .content_checksum(true)
+        .content_size(Some(value.len() as u64));
+    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
+    std::io::Write::write_all(&mut encoder, value)?;
+    encoder.finish().map(drop).map_err(std::io::Error::other)
+}
+
+/// The value `stored` holds: decompressed if it is a frame of this layer.
+pub fn decode(key: &str, stored: Bytes) -> Result<Bytes> {
+    if stored.len() < 5 || stored[0] != HEADER {
+        return Ok(stored);
+    }
+    let frame = &stored[1..];
+    let mut out = Vec::new();
+    let read = if frame[..4] == ZSTD_MAGIC {
+        zstd::stream::Decoder::new(frame).and_then(|d| bounded_read(d, &mut out))
+    } else if frame[..4] == LZ4_MAGIC {
+        bounded_read(lz4_flex::frame::FrameDecoder::new(frame), &mut out)
+    } else {
+        return Ok(stored);
+    };
+    read.map_err(|e| {
+        Error::backend(
+            "compression",
+            format!("decompressing the value of {key:?} (damaged frame?)"),
+            e,
+        )
+    })?;
+    Ok(out.into())
+}
+
+fn bounded_read(reader: impl Read, out: &mut Vec<u8>) -> std::io::Result<()> {
+    reader.take(MAX_DECOMPRESSED as u64 + 1).read_to_end(out)?;
+    if out.len() > MAX_DECOMPRESSED {
+        return Err(std::io::Error::other(format!(
+            "it decompresses to more than {MAX_DECOMPRESSED} bytes"
+        )));
+    }
+    Ok(())
+}
+
+super::layer_wraps_with!(Compression, |layer, inner| CompressionStore::new(
+    inner, *layer
+));
+
+/// A store behind the [`Compression`] layer.
+#[derive(Debug, Clone)]
+pub struct CompressionStore<S> {
+    inner: S,
+    layer: Compression,
+}
+
+impl<S> CompressionStore<S> {
+    /// `inner`, compressing as `layer` says.
+    pub fn new(inner: S, layer: Compression) -> CompressionStore<S> {
+        CompressionStore { inner, layer }
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+impl<S: Store> Store for CompressionStore<S> {
+    forward_store!(|this| this.inner;
+        delete, exists, list, count, close, ttl, delete_many, increment,
+        expire, persist, list_page, scan, delete_prefix, clear);
+
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
+        StoreFuture::boxed(async move { decode(key, self.inner.get(key).await?) })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        StoreFuture::boxed(async move {
+            let stored = self.layer.encode(key, value)?;
+            self.inner.set(key, &stored, ttl).await
+        })
+    }
+
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        StoreFuture::boxed(async move {
+            let values = self.inner.get_many(keys).await?;
+            keys.iter()
+                .zip(values)
+                .map(|(key, value)| value.map(|v| decode(key, v)).transpose())
+                .collect()
+        })
+    }
+
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        StoreFuture::boxed(async move {
+            let stored = entries
+                .iter()
+                .map(|(key, value)| Ok((*key, self.layer.encode(key, value)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let refs: Vec<(&str, &[u8])> = stored.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+            self.inner.set_many(&refs, ttl).await
+        })
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::boxed(async move {
+            let stored = self.layer.encode(key, value)?;
+            self.inner.set_if_absent(key, &stored, ttl).await
+        })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::boxed(async move {
+            let new = self.layer.encode(key, new)?;
+            let Some(expected) = expected else {
+                return self.inner.compare_and_swap(key, None, &new, ttl).await;
+            };
+            // The same value may be stored in more than one form (plain,
+            // or compressed by another level or version): compare what it
+            // holds, then swap against the exact stored bytes.
+            let current = match self.inner.get(key).await {
+                Ok(current) => current,
+                Err(Error::NotFound) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if decode(key, current.clone())? != expected {
+                return Ok(false);
+            }
+            self.inner
+                .compare_and_swap(key, Some(&current), &new, ttl)
+                .await
+        })
+    }
+
+    fn entries_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, (Vec<Entry>, Option<String>)> {
+        StoreFuture::boxed(async move {
+            let (entries, next) = self.inner.entries_page(prefix, start_after, limit).await?;
+            let entries = entries
+                .into_iter()
+                .map(|e| {
+                    Ok(Entry {
+                        value: decode(&e.key, e.value)?,
+                        ..e
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((entries, next))
+        })
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+impl<S: DocumentStore> DocumentStore for CompressionStore<S> {
+    forward_documents!(|this| this.inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any value, under either algorithm and any threshold, reads back
+        /// as written; and no stored bytes make decoding panic.
+        #[test]
+        fn every_value_round_trips_and_no_bytes_panic(
+            value in proptest::collection::vec(any::<u8>(), 0..3000),
+            repeat in 1usize..4,
+            threshold in 0usize..2048,
+            lz4 in any::<bool>(),
+        ) {
+            let value = value.repeat(repeat);
+            let algorithm = if lz4 { Algorithm::Lz4 } else { Algorithm::Zstd };
+            let layer = Compression::new(algorithm, threshold, 3).unwrap();
+            let stored = layer.encode("k", &value).unwrap().into_owned();
+            prop_assert_eq!(&decode("k", stored.clone().into()).unwrap()[..], &value[..]);
+            let mut damaged = stored;
+            if let Some(last) = damaged.last_mut() {
+                *last ^= 0x55;
+            }
+            let _ = decode("k", damaged.into());
+        }
+    }
+
+    #[test]
+    fn a_damaged_frame_is_an_error_naming_the_key() {
+        for layer in [Compression::zstd(), Compression::lz4()] {
+            let value = b"abcdefgh".repeat(500);
+            let mut stored = layer.encode("chat:1", &value).unwrap().into_owned();
+            let middle = stored.len() / 2;
+            stored[middle] ^= 0xFF;
+            let err = decode("chat:1", stored.into()).unwrap_err().to_string();
+            assert!(
+                err.contains("\"chat:1\"") && err.contains("damaged"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_values_starting_with_the_header_are_stored_compressed() {
+        let layer = Compression::zstd();
+        let value = [HEADER, 0x28, 0xB5, 0x2F, 0xFD, 1, 2, 3];
+        let stored = layer.encode("k", &value).unwrap();
+        assert_ne!(&stored[..], &value[..]);
+        assert_eq!(
+            &decode("k", stored.into_owned().into()).unwrap()[..],
+            &value[..]
+        );
+        // A value written without the layer that only starts with the
+        // header byte reads back unchanged.
+        let foreign = Bytes::from_static(&[HEADER, b'x', b'y', b'z', b'w', b'v']);
+        assert_eq!(decode("k", foreign.clone()).unwrap(), foreign);
+    }
+}
