@@ -245,11 +245,18 @@ fn config_file(file: &std::path::Path) -> kvs::Result<Config> {
     let is_json = file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    if is_json {
+    let parsed = if is_json {
         Config::from_json(&text)
     } else {
         Config::from_yaml(&text)
-    }
+    };
+    // The file's name, so that "line 2, column 10" can be found.
+    parsed.map_err(|e| match e {
+        Error::InvalidConfig { message } => Error::InvalidConfig {
+            message: format!("{}: {message}", file.display()),
+        },
+        other => other,
+    })
 }
 
 /// A store named on the command line: a URL, or the path of a

@@ -166,6 +166,34 @@ fn store_from_the_environment_config_files_and_namespaces() {
         .stdout("in-other");
 }
 
+/// A configuration file that does not parse is named in the one-line
+/// error, with the line and column, and exits 2.
+#[test]
+fn a_bad_config_file_is_named_in_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kvs.yaml");
+    std::fs::write(&path, "type: memory\nlayers: [compresion]\n").unwrap();
+    let out = Command::cargo_bin("kvs")
+        .unwrap()
+        .args([
+            "--config".as_ref(),
+            path.as_os_str(),
+            "get".as_ref(),
+            "k".as_ref(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: cannot parse YAML", path.display()))
+            && stderr.contains("compresion")
+            && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
 /// `layers:` in a configuration file reach the command line: a read-only
 /// store reads, and refuses a write with one line and exit 1.
 #[test]
@@ -284,14 +312,43 @@ fn a_missing_feature_is_named() {
     let mut cases = Vec::new();
     if !cfg!(feature = "redis") {
         cases.push((
-            vec!["--store", "redis://127.0.0.1:1/0", "get", "k"],
+            ["--store", "redis://127.0.0.1:1/0", "get", "k"]
+                .map(String::from)
+                .to_vec(),
             "--features redis",
         ));
     }
     if !cfg!(feature = "dynamodb") {
         cases.push((
-            vec!["--store", "dynamodb://t?region=us-east-1", "get", "k"],
+            ["--store", "dynamodb://t?region=us-east-1", "get", "k"]
+                .map(String::from)
+                .to_vec(),
             "--features dynamodb",
+        ));
+    }
+    // Layers that are features, declared in a configuration file.
+    let dir = tempfile::tempdir().unwrap();
+    let layer_config = |name: &str, layer: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("type: memory\nlayers: [{layer}]\n")).unwrap();
+        path.display().to_string()
+    };
+    if !cfg!(feature = "compression") {
+        let path = layer_config("compression.yaml", "compression: {}");
+        cases.push((
+            vec!["--config".into(), path, "get".into(), "k".into()],
+            "--features compression",
+        ));
+    }
+    if !cfg!(feature = "encryption") {
+        let key = "{ id: k1, key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= }";
+        let path = layer_config(
+            "encryption.yaml",
+            &format!("{{ encryption: {{ keys: [{key}] }} }}"),
+        );
+        cases.push((
+            vec!["--config".into(), path, "get".into(), "k".into()],
+            "--features encryption",
         ));
     }
     for (args, feature) in cases {

@@ -437,7 +437,7 @@ impl FileConfig {
         };
         // Settings that cannot work together fail here, not at `open`.
         for layer in &config.layers {
-            layer.build()?;
+            layer.build(&config.namespace)?;
         }
         let misplaced = [
             (

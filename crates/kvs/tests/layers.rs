@@ -11,14 +11,20 @@ use kvs::{Config, Document, DocumentStore, Error, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every layer that keeps the contract, in settings that change nothing.
-/// Compression from 0 bytes up, so that every value the suite writes is
-/// compressed wherever that makes it smaller.
+/// Every layer that keeps the contract, in settings that change nothing
+/// the suite can see. Encryption inside compression (compress, then
+/// encrypt), and compression from 0 bytes up, so that every value the
+/// suite writes is compressed wherever that makes it smaller.
 const PASS_THROUGH: &str = "layers:
   - ttl_clamp: {}
+  - encryption: { keys: [{ id: k1, key: 6l0IXUYnwCkLn8I+TQHLh93Kmnqmy5lmYL0bkrTSjPo= }] }
   - compression: { threshold: 0 }
   - limit_size: { max_value_bytes: 1073741824 }
 ";
+
+/// Two keys for the encryption tests: `OLD`, then `NEW`.
+const OLD: &str = "6l0IXUYnwCkLn8I+TQHLh93Kmnqmy5lmYL0bkrTSjPo=";
+const NEW: &str = "q4v2vH9WfHh0bC1mZ0bgB2cZ4sY1k8Jq3n1dQp7Xc1E=";
 
 fn pass_through() -> Vec<LayerConfig> {
     match Config::from_yaml(&format!("type: memory\n{PASS_THROUGH}")) {
@@ -51,6 +57,19 @@ mod memory_compression_lz4 {
     async fn harness() -> Option<kvs::testkit::ConfigHarness> {
         Some(kvs::testkit::ConfigHarness::from_yaml(
             "type: memory\nlayers: [{ compression: { algorithm: lz4, threshold: 0 } }]\n",
+            kvs::testkit::Capabilities::new(),
+        ))
+    }
+    kvs::conformance_tests!(harness);
+}
+
+mod memory_encryption {
+    async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+        Some(kvs::testkit::ConfigHarness::from_yaml(
+            &format!(
+                "type: memory\nlayers: [{{ encryption: {{ keys: [{{ id: k1, key: {} }}] }} }}]\n",
+                super::OLD
+            ),
             kvs::testkit::Capabilities::new(),
         ))
     }
@@ -403,4 +422,185 @@ async fn compression_keeps_plain_and_compressed_values_side_by_side() {
     bare.set("damaged", &raw, None).await.unwrap();
     let err = store.get("damaged").await.unwrap_err().to_string();
     assert!(err.contains("\"damaged\""), "{err}");
+}
+
+/// An `encryption:` entry with the keys `(id, base64)`, newest first.
+fn encryption(keys: &[(&str, &str)]) -> String {
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|(id, key)| format!("{{ id: {id}, key: {key} }}"))
+        .collect();
+    format!("[{{ encryption: {{ keys: [{}] }} }}]", keys.join(", "))
+}
+
+#[tokio::test]
+async fn encryption_binds_each_value_to_its_key_and_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, store) = bare_and_layered(dir.path(), &encryption(&[("k1", OLD)])).await;
+    store
+        .set("card", b"4111 1111 1111 1111", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("card").await.unwrap(),
+        &b"4111 1111 1111 1111"[..]
+    );
+    let stored = bare.get("card").await.unwrap();
+    assert!(!stored.windows(4).any(|w| w == b"4111"), "{stored:?}");
+
+    // Copied to another key, the value fails to decrypt.
+    bare.set("other", &stored, None).await.unwrap();
+    let err = store.get("other").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidValue { key, .. } if key == "other")
+            && err.to_string().contains("fails authentication"),
+        "{err}"
+    );
+    // Any changed byte is an error, never another value.
+    for i in [0, 3, stored.len() / 2, stored.len() - 1] {
+        let mut damaged = stored.to_vec();
+        damaged[i] ^= 0x01;
+        bare.set("damaged", &damaged, None).await.unwrap();
+        assert!(store.get("damaged").await.is_err(), "byte {i} changed");
+    }
+    // So does a plain value planted underneath.
+    bare.set("planted", b"{\"admin\":true}", None)
+        .await
+        .unwrap();
+    let err = store.get("planted").await.unwrap_err().to_string();
+    assert!(err.contains("is not encrypted"), "{err}");
+
+    // Copied to another namespace of the same file, with the same key.
+    let base = format!(
+        "type: sqlite\nsqlite: {{ path: \"{}/kvs.db\" }}\n",
+        dir.path().display()
+    );
+    let tenant_b = open(&format!(
+        "{base}namespace: tenant-b\nlayers: {}\n",
+        encryption(&[("k1", OLD)])
+    ))
+    .await;
+    let bare_b = open(&format!("{base}namespace: tenant-b\n")).await;
+    bare_b.set("card", &stored, None).await.unwrap();
+    assert!(tenant_b.get("card").await.is_err());
+    tenant_b.set("card", b"b's card", None).await.unwrap();
+    assert_eq!(tenant_b.get("card").await.unwrap(), &b"b's card"[..]);
+
+    // Counters, batches, CAS and listing all see plain values.
+    assert_eq!(store.increment("visits", 2).await.unwrap(), 2);
+    assert_eq!(store.increment("visits", 3).await.unwrap(), 5);
+    assert_ne!(bare.get("visits").await.unwrap(), &b"5"[..]);
+    store
+        .set_many(&[("a", b"1"), ("b", b"2")], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_many(&["a", "b"]).await.unwrap(),
+        [
+            Some(kvs::Bytes::from_static(b"1")),
+            Some(kvs::Bytes::from_static(b"2"))
+        ]
+    );
+    assert!(store
+        .compare_and_swap("a", Some(b"1"), b"3", None)
+        .await
+        .unwrap());
+    assert!(!store
+        .compare_and_swap("a", Some(b"1"), b"4", None)
+        .await
+        .unwrap());
+    let page = store.entries_page("a", None, 10).await.unwrap().0;
+    assert_eq!(page[0].value, &b"3"[..]);
+
+    // Documents are not encrypted.
+    let mut data = serde_json::Map::new();
+    data.insert("name".into(), "ada".into());
+    store
+        .put("users", Document::new("u1", data.clone()))
+        .await
+        .unwrap();
+    assert_eq!(bare.get_doc("users", "u1").await.unwrap().data, data);
+}
+
+#[tokio::test]
+async fn encryption_keys_rotate_reading_any_and_writing_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, before) = bare_and_layered(dir.path(), &encryption(&[("2026-06", OLD)])).await;
+    before
+        .set("old", b"written under 2026-06", None)
+        .await
+        .unwrap();
+    before.close().await.unwrap();
+
+    let (bare, rotated) = bare_and_layered(
+        dir.path(),
+        &encryption(&[("2026-12", NEW), ("2026-06", OLD)]),
+    )
+    .await;
+    assert_eq!(
+        rotated.get("old").await.unwrap(),
+        &b"written under 2026-06"[..]
+    );
+    rotated
+        .set("new", b"written under 2026-12", None)
+        .await
+        .unwrap();
+    assert_eq!(&bare.get("new").await.unwrap()[3..10], b"2026-12");
+    // Rewriting a value moves it to the newest key.
+    let value = rotated.get("old").await.unwrap();
+    rotated.set("old", &value, None).await.unwrap();
+    rotated.close().await.unwrap();
+
+    let (_, only_new) = bare_and_layered(dir.path(), &encryption(&[("2026-12", NEW)])).await;
+    assert_eq!(
+        only_new.get("old").await.unwrap(),
+        &b"written under 2026-06"[..]
+    );
+    let (_, only_old) = bare_and_layered(dir.path(), &encryption(&[("2026-06", OLD)])).await;
+    let err = only_old.get("new").await.unwrap_err().to_string();
+    assert!(
+        err.contains("\"2026-12\", which is not configured"),
+        "{err}"
+    );
+    // The same id with other key bytes is a wrong key, caught.
+    let (_, wrong) = bare_and_layered(dir.path(), &encryption(&[("2026-12", OLD)])).await;
+    assert!(wrong.get("new").await.is_err());
+}
+
+#[test]
+fn encryption_keys_come_from_the_environment_and_never_show() {
+    // A variable no other test reads: the tests of this binary share the
+    // process environment.
+    std::env::set_var("KVS_TEST_LAYERS_ENCRYPTION_KEY", NEW);
+    let yaml = "type: memory\nlayers: [{ encryption: { keys: [{ id: k1, env: KVS_TEST_LAYERS_ENCRYPTION_KEY }, { id: k0, key: OLDKEY }] } }]\n"
+        .replace("OLDKEY", OLD);
+    let config = Config::from_yaml(&yaml).unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains(OLD) && !shown.contains(NEW), "{shown}");
+    assert!(shown.contains("KVS_TEST_LAYERS_ENCRYPTION_KEY"), "{shown}");
+
+    let cases = [
+        (
+            "env: KVS_TEST_NOT_SET_ANYWHERE",
+            "the environment variable KVS_TEST_NOT_SET_ANYWHERE is not set",
+        ),
+        ("key: c2hvcnQ=", "key \"k1\" is not 32 bytes of base64"),
+        ("key: x, env: Y", "exactly one of `key` and `env`"),
+        ("key: x, secret: y", "secret"),
+    ];
+    for (entry, want) in cases {
+        let yaml = format!(
+            "type: memory\nlayers: [{{ encryption: {{ keys: [{{ id: k1, {entry} }}] }} }}]\n"
+        );
+        let err = Config::from_yaml(&yaml).unwrap_err().to_string();
+        assert!(err.contains(want), "{entry}: {err}");
+        assert!(
+            !err.contains("c2hvcnQ") && !err.contains('\n'),
+            "{entry}: {err}"
+        );
+    }
+    let err = Config::from_yaml("type: memory\nlayers: [{ encryption: { keys: [] } }]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lists no key"), "{err}");
 }

@@ -14,10 +14,8 @@
 //! those five bytes, and the layer never writes a plain value that begins
 //! with [`HEADER`]: such a value is stored compressed, whatever its size.
 
-use crate::forward::{forward_documents, forward_store};
-use crate::{Bytes, DocumentStore, Entry, Error, Result, Store, StoreFuture};
+use crate::{Bytes, Error, Result};
 use std::io::Read;
-use std::time::Duration;
 
 /// The first byte of every value this layer compresses.
 pub const HEADER: u8 = 0xF5;
@@ -178,138 +176,29 @@ fn bounded_read(reader: impl Read, out: &mut Vec<u8>) -> std::io::Result<()> {
     Ok(())
 }
 
+impl super::ValueTransform for Compression {
+    fn encode<'v>(&self, key: &str, value: &'v [u8]) -> Result<std::borrow::Cow<'v, [u8]>> {
+        Compression::encode(self, key, value)
+    }
+
+    fn decode(&self, key: &str, stored: Bytes) -> Result<Bytes> {
+        decode(key, stored)
+    }
+
+    /// A counter is a few digits, far below any threshold worth having,
+    /// and stays plain (a threshold of 0 still leaves it plain: the frame
+    /// would be larger).
+    fn keeps_counters(&self) -> bool {
+        true
+    }
+}
+
 super::layer_wraps_with!(Compression, |layer, inner| CompressionStore::new(
     inner, *layer
 ));
 
 /// A store behind the [`Compression`] layer.
-#[derive(Debug, Clone)]
-pub struct CompressionStore<S> {
-    inner: S,
-    layer: Compression,
-}
-
-impl<S> CompressionStore<S> {
-    /// `inner`, compressing as `layer` says.
-    pub fn new(inner: S, layer: Compression) -> CompressionStore<S> {
-        CompressionStore { inner, layer }
-    }
-}
-
-#[deny(clippy::missing_trait_methods)]
-impl<S: Store> Store for CompressionStore<S> {
-    forward_store!(|this| this.inner;
-        delete, exists, list, count, close, ttl, delete_many, increment,
-        expire, persist, list_page, scan, delete_prefix, clear);
-
-    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Bytes> {
-        StoreFuture::boxed(async move { decode(key, self.inner.get(key).await?) })
-    }
-
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, ()> {
-        StoreFuture::boxed(async move {
-            let stored = self.layer.encode(key, value)?;
-            self.inner.set(key, &stored, ttl).await
-        })
-    }
-
-    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        StoreFuture::boxed(async move {
-            let values = self.inner.get_many(keys).await?;
-            keys.iter()
-                .zip(values)
-                .map(|(key, value)| value.map(|v| decode(key, v)).transpose())
-                .collect()
-        })
-    }
-
-    fn set_many<'a>(
-        &'a self,
-        entries: &'a [(&'a str, &'a [u8])],
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, ()> {
-        StoreFuture::boxed(async move {
-            let stored = entries
-                .iter()
-                .map(|(key, value)| Ok((*key, self.layer.encode(key, value)?)))
-                .collect::<Result<Vec<_>>>()?;
-            let refs: Vec<(&str, &[u8])> = stored.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-            self.inner.set_many(&refs, ttl).await
-        })
-    }
-
-    fn set_if_absent<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, bool> {
-        StoreFuture::boxed(async move {
-            let stored = self.layer.encode(key, value)?;
-            self.inner.set_if_absent(key, &stored, ttl).await
-        })
-    }
-
-    fn compare_and_swap<'a>(
-        &'a self,
-        key: &'a str,
-        expected: Option<&'a [u8]>,
-        new: &'a [u8],
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, bool> {
-        StoreFuture::boxed(async move {
-            let new = self.layer.encode(key, new)?;
-            let Some(expected) = expected else {
-                return self.inner.compare_and_swap(key, None, &new, ttl).await;
-            };
-            // The same value may be stored in more than one form (plain,
-            // or compressed by another level or version): compare what it
-            // holds, then swap against the exact stored bytes.
-            let current = match self.inner.get(key).await {
-                Ok(current) => current,
-                Err(Error::NotFound) => return Ok(false),
-                Err(e) => return Err(e),
-            };
-            if decode(key, current.clone())? != expected {
-                return Ok(false);
-            }
-            self.inner
-                .compare_and_swap(key, Some(&current), &new, ttl)
-                .await
-        })
-    }
-
-    fn entries_page<'a>(
-        &'a self,
-        prefix: &'a str,
-        start_after: Option<&'a str>,
-        limit: usize,
-    ) -> StoreFuture<'a, (Vec<Entry>, Option<String>)> {
-        StoreFuture::boxed(async move {
-            let (entries, next) = self.inner.entries_page(prefix, start_after, limit).await?;
-            let entries = entries
-                .into_iter()
-                .map(|e| {
-                    Ok(Entry {
-                        value: decode(&e.key, e.value)?,
-                        ..e
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok((entries, next))
-        })
-    }
-}
-
-#[deny(clippy::missing_trait_methods)]
-impl<S: DocumentStore> DocumentStore for CompressionStore<S> {
-    forward_documents!(|this| this.inner);
-}
+pub type CompressionStore<S> = super::TransformStore<S, Compression>;
 
 #[cfg(test)]
 mod tests {

@@ -43,11 +43,16 @@
 //! | [`LimitSize`] | `limit_size: { max_value_bytes: N }` | values over N bytes are refused before any I/O |
 //! | [`TtlClamp`] | `ttl_clamp: { min, max, default }` | TTLs raised to `min`, lowered to `max`; `default` for writes without one |
 //! | `Compression` (feature `compression`) | `compression: { algorithm: zstd, threshold: 1024, level: 3 }` | values from `threshold` bytes up stored as zstd or LZ4 frames |
+//! | `Encryption` (feature `encryption`) | `encryption: { keys: [{ id: k1, env: KVS_KEY }] }` | values encrypted with XChaCha20-Poly1305, bound to their namespace and key |
+//!
+//! The value-transforming layers (compression, encryption) are each a
+//! [`ValueTransform`] run by one [`TransformStore`]; write your own the
+//! same way. To compress and encrypt, list `encryption` first: it then
+//! wraps the store and encrypts what compression has already shrunk
+//! (ciphertext does not compress).
 
 use crate::{DocumentStore, Result, Store};
-use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A wrapper that can be put around any store, key-value or document.
 ///
@@ -94,14 +99,23 @@ use layer_wraps_with;
 #[cfg(feature = "compression")]
 #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
 pub mod compression;
+mod config;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub mod encryption;
 mod limit_size;
 mod read_only;
+mod transform;
 mod ttl_clamp;
 
 #[cfg(feature = "compression")]
 pub use compression::{Compression, CompressionStore};
+pub use config::{CompressionAlgorithm, EncryptionKeyConfig, LayerConfig};
+#[cfg(feature = "encryption")]
+pub use encryption::{Encryption, EncryptionKey, EncryptionStore};
 pub use limit_size::{LimitSize, LimitSizeStore};
 pub use read_only::{ReadOnly, ReadOnlyStore};
+pub use transform::{TransformStore, ValueTransform};
 pub use ttl_clamp::{TtlClamp, TtlClampStore};
 
 /// `store.layer(a).layer(b)`: `a` wraps the store, `b` wraps `a`.
@@ -126,129 +140,26 @@ impl LayerExt for Arc<dyn DocumentStore> {
     }
 }
 
-/// One entry of `layers:` in a configuration file.
-///
-/// ```
-/// use std::time::Duration;
-/// use kvs::layer::LayerConfig;
-///
-/// let config = kvs::Config::from_yaml(
-///     "type: memory\nlayers:\n  - read_only\n  - limit_size: { max_value_bytes: 1024 }\n",
-/// )
-/// .unwrap();
-/// assert_eq!(
-///     config.layers,
-///     [LayerConfig::ReadOnly, LayerConfig::LimitSize { max_value_bytes: 1024 }]
-/// );
-/// let err = kvs::Config::from_yaml("type: memory\nlayers: [compresion]").unwrap_err();
-/// assert!(err.to_string().contains("compresion"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-#[non_exhaustive]
-pub enum LayerConfig {
-    /// [`ReadOnly`]: every write refused.
-    ReadOnly,
-    /// [`LimitSize`]: values over `max_value_bytes` refused.
-    LimitSize {
-        /// The largest value accepted, in bytes.
-        max_value_bytes: usize,
-    },
-    /// [`TtlClamp`]: TTLs kept between `min` and `max`, `default` for
-    /// writes that give none.
-    TtlClamp {
-        /// The shortest TTL a write may set.
-        #[serde(default, deserialize_with = "crate::config::de_opt_duration")]
-        min: Option<Duration>,
-        /// The longest TTL a write may set.
-        #[serde(default, deserialize_with = "crate::config::de_opt_duration")]
-        max: Option<Duration>,
-        /// The TTL of a write that gives none.
-        #[serde(default, deserialize_with = "crate::config::de_opt_duration")]
-        default: Option<Duration>,
-    },
-    /// `Compression` (feature `compression`): values from `threshold`
-    /// bytes up stored compressed.
-    Compression {
-        /// `zstd` (the default) or `lz4`.
-        #[serde(default)]
-        algorithm: CompressionAlgorithm,
-        /// The smallest value compressed, in bytes (default 1024).
-        #[serde(default = "default_threshold")]
-        threshold: usize,
-        /// zstd's level, 1–22 (default 3).
-        #[serde(default = "default_level")]
-        level: i32,
-    },
-}
-
-/// The compressor of [`LayerConfig::Compression`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum CompressionAlgorithm {
-    /// zstd.
-    #[default]
-    Zstd,
-    /// LZ4.
-    Lz4,
-}
-
-fn default_threshold() -> usize {
-    1024
-}
-
-fn default_level() -> i32 {
-    3
-}
-
-impl LayerConfig {
-    /// The layer this entry describes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for settings
-    /// that cannot work together (a `min` above the `max`, ...).
-    pub fn build(&self) -> Result<Box<dyn Layer>> {
-        Ok(match self {
-            LayerConfig::ReadOnly => Box::new(ReadOnly),
-            LayerConfig::LimitSize { max_value_bytes } => {
-                Box::new(LimitSize::new(*max_value_bytes))
-            }
-            LayerConfig::TtlClamp { min, max, default } => {
-                Box::new(TtlClamp::new(*min, *max, *default)?)
-            }
-            #[cfg(feature = "compression")]
-            LayerConfig::Compression {
-                algorithm,
-                threshold,
-                level,
-            } => Box::new(Compression::new(*algorithm, *threshold, *level)?),
-            #[cfg(not(feature = "compression"))]
-            LayerConfig::Compression { .. } => {
-                return Err(crate::Error::unsupported(
-                    "the compression layer is not compiled in; build kvs with the cargo \
-                     feature `compression` (kvs-cli: `--features compression`)",
-                ))
-            }
-        })
-    }
-}
-
-/// `store` inside every layer of `layers`, the first innermost.
-pub(crate) fn apply(layers: &[LayerConfig], store: Arc<dyn Store>) -> Result<Arc<dyn Store>> {
-    layers
-        .iter()
-        .try_fold(store, |store, layer| Ok(layer.build()?.wrap(store)))
+/// `store`, opened for `namespace`, inside every layer of `layers`, the
+/// first innermost.
+pub(crate) fn apply(
+    layers: &[LayerConfig],
+    namespace: &str,
+    store: Arc<dyn Store>,
+) -> Result<Arc<dyn Store>> {
+    layers.iter().try_fold(store, |store, layer| {
+        Ok(layer.build(namespace)?.wrap(store))
+    })
 }
 
 /// [`apply`] for a document store.
 pub(crate) fn apply_documents(
     layers: &[LayerConfig],
+    namespace: &str,
     store: Arc<dyn DocumentStore>,
 ) -> Result<Arc<dyn DocumentStore>> {
     layers.iter().try_fold(store, |store, layer| {
-        Ok(layer.build()?.wrap_documents(store))
+        Ok(layer.build(namespace)?.wrap_documents(store))
     })
 }
 
