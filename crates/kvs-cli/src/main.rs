@@ -234,7 +234,20 @@ fn config(cli: &Cli) -> kvs::Result<Config> {
     if let Some(namespace) = &cli.namespace {
         config.namespace = namespace.clone();
     }
-    Ok(config)
+    Ok(observed(config))
+}
+
+/// With `RUST_LOG` set, `config` with the observability layer outermost,
+/// so that every call the command makes is a span in the log (no
+/// metrics: nothing would export them).
+pub(crate) fn observed(mut config: Config) -> Config {
+    if std::env::var_os("RUST_LOG").is_some() {
+        config.layers.push(kvs::layer::LayerConfig::Observability {
+            metrics: false,
+            keys: false,
+        });
+    }
+    config
 }
 
 /// A YAML or JSON configuration file (JSON by its extension).
@@ -263,11 +276,11 @@ fn config_file(file: &std::path::Path) -> kvs::Result<Config> {
 /// configuration file.
 pub(crate) fn store_config(text: &str) -> kvs::Result<Config> {
     if text.contains("://") {
-        return Config::from_url(text);
+        return Config::from_url(text).map(observed);
     }
     let path = std::path::Path::new(text);
     if path.is_file() {
-        return config_file(path);
+        return config_file(path).map(observed);
     }
     Err(Error::InvalidConfig {
         message: format!(

@@ -212,4 +212,29 @@ fn completions_and_logging() {
         .output()
         .unwrap();
     assert!(out.status.success());
+    // RUST_LOG=kvs=debug shows each call as a span: backend, namespace,
+    // operation, outcome and time, never the key or the value.
+    let out = kvs(&url)
+        .env("RUST_LOG", "kvs=debug")
+        .args(["set", "secret-key", "secret-value"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("backend=\"sqlite\"")
+            && log.contains("namespace=\"default\"")
+            && log.contains("operation=\"set\"")
+            && log.contains("outcome=\"ok\"")
+            && log.contains("micros="),
+        "{log}"
+    );
+    assert!(!log.contains("secret"), "{log}");
+    let out = kvs(&url)
+        .env("RUST_LOG", "kvs=debug")
+        .args(["get", "missing"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("outcome=\"not_found\""), "{log}");
 }

@@ -333,7 +333,7 @@ struct FileConfig {
     redis: Option<RedisConfig>,
     sqlite: Option<SqliteConfig>,
     dynamodb: Option<DynamoDbConfig>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::layer::config::de_layers")]
     layers: Vec<crate::layer::LayerConfig>,
     // The flat shape.
     path: Option<PathBuf>,
@@ -437,7 +437,7 @@ impl FileConfig {
         };
         // Settings that cannot work together fail here, not at `open`.
         for layer in &config.layers {
-            layer.build(&config.namespace)?;
+            layer.build(&config)?;
         }
         let misplaced = [
             (

@@ -168,6 +168,34 @@ impl Error {
         )
     }
 
+    /// The variant's name in snake case (`"not_found"`, `"backend"`, ...),
+    /// with `"temporary"` for a temporary backend failure: a label for
+    /// metrics and logs that never carries a key or a message.
+    ///
+    /// ```
+    /// assert_eq!(kvs::Error::NotFound.kind(), "not_found");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NotFound => "not_found",
+            Error::Closed => "closed",
+            Error::InvalidKey { .. } => "invalid_key",
+            Error::InvalidNamespace { .. } => "invalid_namespace",
+            Error::InvalidConfig { .. } => "invalid_config",
+            Error::NoStore { .. } => "no_store",
+            Error::ValueTooLarge { .. } => "value_too_large",
+            Error::InvalidValue { .. } => "invalid_value",
+            Error::InvalidTtl { .. } => "invalid_ttl",
+            Error::InvalidQuery { .. } => "invalid_query",
+            Error::ReadOnly { .. } => "read_only",
+            Error::Unsupported { .. } => "unsupported",
+            Error::Backend {
+                temporary: true, ..
+            } => "temporary",
+            Error::Backend { .. } => "backend",
+        }
+    }
+
     /// This error, marked temporary if `temporary` (only an
     /// [`Error::Backend`] can be).
     #[allow(dead_code)] // used by the persistent and networked backends

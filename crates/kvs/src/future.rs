@@ -44,6 +44,18 @@ impl<'a, T> StoreFuture<'a, T> {
     pub fn boxed(future: impl Future<Output = Result<T>> + Send + 'a) -> StoreFuture<'a, T> {
         StoreFuture(Repr::Boxed(Box::pin(future)))
     }
+
+    /// The result, if this future already holds it; else the future.
+    ///
+    /// A wrapper that only looks at results (the observability layer)
+    /// answers a ready call with a ready future of its own, instead of
+    /// boxing a future around it.
+    pub fn into_ready(self) -> std::result::Result<Result<T>, StoreFuture<'a, T>> {
+        match self.0 {
+            Repr::Ready(Some(result)) => Ok(result),
+            repr => Err(StoreFuture(repr)),
+        }
+    }
 }
 
 // Never pins a `T`: a ready result is moved out, and a boxed future is

@@ -152,11 +152,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
 /// # }
 /// ```
 pub async fn open_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>> {
-    layer::apply(
-        &config.layers,
-        &config.namespace,
-        open_backend(config, clock).await?,
-    )
+    layer::apply(config, open_backend(config, clock).await?)
 }
 
 /// The backend's store, without the configured layers.
@@ -210,11 +206,7 @@ pub async fn open_documents_with_clock(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn DocumentStore>> {
-    layer::apply_documents(
-        &config.layers,
-        &config.namespace,
-        open_backend_documents(config, clock).await?,
-    )
+    layer::apply_documents(config, open_backend_documents(config, clock).await?)
 }
 
 /// The backend's document store, without the configured layers.

@@ -16,6 +16,7 @@ use std::time::Duration;
 /// encrypt), and compression from 0 bytes up, so that every value the
 /// suite writes is compressed wherever that makes it smaller.
 const PASS_THROUGH: &str = "layers:
+  - observability: { keys: true }
   - ttl_clamp: {}
   - encryption: { keys: [{ id: k1, key: 6l0IXUYnwCkLn8I+TQHLh93Kmnqmy5lmYL0bkrTSjPo= }] }
   - compression: { threshold: 0 }
@@ -70,6 +71,16 @@ mod memory_encryption {
                 "type: memory\nlayers: [{{ encryption: {{ keys: [{{ id: k1, key: {} }}] }} }}]\n",
                 super::OLD
             ),
+            kvs::testkit::Capabilities::new(),
+        ))
+    }
+    kvs::conformance_tests!(harness);
+}
+
+mod memory_observability {
+    async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+        Some(kvs::testkit::ConfigHarness::from_yaml(
+            "type: memory\nlayers: [{ observability: { keys: true } }]\n",
             kvs::testkit::Capabilities::new(),
         ))
     }
@@ -323,6 +334,8 @@ fn bad_layer_settings_are_one_line_errors_naming_the_mistake() {
     let cases = [
         ("layers: [compresion]", "compresion"),
         ("layers: [{ limit_size: {} }]", "max_value_bytes"),
+        // A bare name is the layer with its defaults; limit_size has none.
+        ("layers: [limit_size]", "max_value_bytes"),
         (
             "layers: [{ limit_size: { max_value_bytes: 8, max: 9 } }]",
             "max",
@@ -603,4 +616,170 @@ fn encryption_keys_come_from_the_environment_and_never_show() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("lists no key"), "{err}");
+}
+
+/// A metrics recorder that keeps every counter and histogram in a map,
+/// by name and labels (`name{label=value,...}`, labels in call order).
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<std::collections::BTreeMap<String, f64>>);
+
+struct Slot(Arc<Recorded>, String);
+
+impl metrics::CounterFn for Slot {
+    fn increment(&self, value: u64) {
+        *self.0 .0.lock().unwrap().entry(self.1.clone()).or_default() += value as f64;
+    }
+    fn absolute(&self, value: u64) {
+        self.0
+             .0
+            .lock()
+            .unwrap()
+            .insert(self.1.clone(), value as f64);
+    }
+}
+
+impl metrics::HistogramFn for Slot {
+    fn record(&self, _value: f64) {
+        // Histograms count their samples here.
+        *self.0 .0.lock().unwrap().entry(self.1.clone()).or_default() += 1.0;
+    }
+}
+
+struct Recorder(Arc<Recorded>);
+
+impl Recorder {
+    fn slot(&self, key: &metrics::Key) -> Arc<Slot> {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        Arc::new(Slot(
+            self.0.clone(),
+            format!("{}{{{}}}", key.name(), labels.join(",")),
+        ))
+    }
+}
+
+impl metrics::Recorder for Recorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.slot(key))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::from_arc(self.slot(key))
+    }
+}
+
+#[test]
+fn observability_counts_calls_errors_bytes_and_time_by_operation() {
+    let recorded = Arc::new(Recorded::default());
+    let recorder = Recorder(recorded.clone());
+    // A layer's name alone is the layer with its default settings.
+    let config =
+        Config::from_yaml("type: memory\nnamespace: carts\nlayers: [observability]\n").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The memory store answers at once, so every call records on this
+    // thread, inside the local recorder's scope.
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let store = kvs::open(&config).await.unwrap();
+            store.set("a", b"12345", None).await.unwrap();
+            assert_eq!(store.get("a").await.unwrap(), &b"12345"[..]);
+            assert!(matches!(store.get("missing").await, Err(Error::NotFound)));
+            assert!(matches!(store.get("").await, Err(Error::InvalidKey { .. })));
+            store
+                .set_many(&[("b", b"xy"), ("c", b"z")], None)
+                .await
+                .unwrap();
+        })
+    });
+    let recorded = recorded.0.lock().unwrap();
+    let labels = |op: &str| format!("backend=memory,namespace=carts,operation={op}");
+    let value = |name: &str| {
+        recorded
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| panic!("no {name} in {recorded:#?}"))
+    };
+    assert_eq!(
+        value(&format!("kvs_calls_total{{{},outcome=ok}}", labels("get"))),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "kvs_calls_total{{{},outcome=not_found}}",
+            labels("get")
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "kvs_calls_total{{{},outcome=invalid_key}}",
+            labels("get")
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "kvs_errors_total{{{},kind=invalid_key}}",
+            labels("get")
+        )),
+        1.0
+    );
+    assert!(
+        !recorded.keys().any(|k| k.contains("kind=not_found")),
+        "a miss is not an error"
+    );
+    assert_eq!(
+        value(&format!("kvs_call_seconds{{{}}}", labels("get"))),
+        3.0
+    );
+    assert_eq!(
+        value(&format!("kvs_read_bytes_total{{{}}}", labels("get"))),
+        5.0
+    );
+    assert_eq!(
+        value(&format!("kvs_written_bytes_total{{{}}}", labels("set"))),
+        5.0
+    );
+    assert_eq!(
+        value(&format!(
+            "kvs_written_bytes_total{{{}}}",
+            labels("set_many")
+        )),
+        3.0
+    );
+    // Nothing names a key or a value.
+    let all = format!("{recorded:?}");
+    assert!(!all.contains("12345") && !all.contains("missing"), "{all}");
 }

@@ -5,6 +5,7 @@ use super::Compression;
 use super::Layer;
 use super::{LimitSize, ReadOnly, TtlClamp};
 use crate::Result;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
@@ -62,6 +63,16 @@ pub enum LayerConfig {
         /// zstd's level, 1–22 (default 3).
         #[serde(default = "default_level")]
         level: i32,
+    },
+    /// [`Observability`](super::Observability): a `tracing` span and
+    /// `metrics` for every call.
+    Observability {
+        /// Record metrics (default `true`).
+        #[serde(default = "yes")]
+        metrics: bool,
+        /// Put the key of single-key calls in the span (default `false`).
+        #[serde(default)]
+        keys: bool,
     },
     /// `Encryption` (feature `encryption`): values encrypted with
     /// XChaCha20-Poly1305, bound to their namespace and key.
@@ -123,6 +134,10 @@ pub enum CompressionAlgorithm {
     Lz4,
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn default_threshold() -> usize {
     1024
 }
@@ -132,9 +147,9 @@ fn default_level() -> i32 {
 }
 
 impl LayerConfig {
-    /// The layer this entry describes, for a store opened for `namespace`
-    /// (which the encryption layer binds into every value; `""` is
-    /// `"default"`, as in [`Config`](crate::Config)).
+    /// The layer this entry describes, for the store `config` opens: the
+    /// encryption layer binds its namespace into every value, the
+    /// observability layer labels calls with its backend and namespace.
     ///
     /// # Errors
     ///
@@ -142,7 +157,8 @@ impl LayerConfig {
     /// that cannot work together (a `min` above the `max`, ...) or a key
     /// that cannot be read; [`Error::Unsupported`](crate::Error::Unsupported)
     /// for a layer whose cargo feature is off.
-    pub fn build(&self, namespace: &str) -> Result<Box<dyn Layer>> {
+    pub fn build(&self, config: &crate::Config) -> Result<Box<dyn Layer>> {
+        let namespace = config.namespace.as_str();
         Ok(match self {
             LayerConfig::ReadOnly => Box::new(ReadOnly),
             LayerConfig::LimitSize { max_value_bytes } => {
@@ -172,6 +188,11 @@ impl LayerConfig {
                 super::Encryption::from_config(namespace, keys)?
                     .accept_plaintext(*accept_plaintext),
             ),
+            LayerConfig::Observability { metrics, keys } => Box::new(
+                super::Observability::new(config.backend.name(), namespace)
+                    .metrics(*metrics)
+                    .keys(*keys),
+            ),
             #[cfg(not(feature = "encryption"))]
             LayerConfig::Encryption { .. } => {
                 let _ = namespace;
@@ -182,4 +203,48 @@ impl LayerConfig {
             }
         })
     }
+}
+
+/// `layers:` as a list whose entries are maps (`- limit_size: { ... }`) or
+/// bare names (`- read_only`, `- compression` with every setting at its
+/// default).
+pub(crate) fn de_layers<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<LayerConfig>, D::Error> {
+    struct Entry(LayerConfig);
+
+    impl<'de> Deserialize<'de> for Entry {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Entry, D::Error> {
+            d.deserialize_any(EntryVisitor)
+        }
+    }
+
+    struct EntryVisitor;
+
+    impl<'de> Visitor<'de> for EntryVisitor {
+        type Value = Entry;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a layer: its name, or its name and settings (`limit_size: { max_value_bytes: 1024 }`)")
+        }
+
+        fn visit_str<E: de::Error>(self, name: &str) -> std::result::Result<Entry, E> {
+            // A name alone is the layer with no settings given.
+            let value = if name == "read_only" {
+                serde_json::Value::String(name.into())
+            } else {
+                serde_json::json!({ name: {} })
+            };
+            LayerConfig::deserialize(value)
+                .map(Entry)
+                .map_err(E::custom)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Entry, A::Error> {
+            LayerConfig::deserialize(de::value::MapAccessDeserializer::new(map)).map(Entry)
+        }
+    }
+
+    let entries = Vec::<Entry>::deserialize(deserializer)?;
+    Ok(entries.into_iter().map(|e| e.0).collect())
 }

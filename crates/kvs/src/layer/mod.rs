@@ -43,6 +43,7 @@
 //! | [`LimitSize`] | `limit_size: { max_value_bytes: N }` | values over N bytes are refused before any I/O |
 //! | [`TtlClamp`] | `ttl_clamp: { min, max, default }` | TTLs raised to `min`, lowered to `max`; `default` for writes without one |
 //! | `Compression` (feature `compression`) | `compression: { algorithm: zstd, threshold: 1024, level: 3 }` | values from `threshold` bytes up stored as zstd or LZ4 frames |
+//! | [`Observability`] | `observability: { metrics: true, keys: false }` | a `tracing` span and `metrics` for every call |
 //! | `Encryption` (feature `encryption`) | `encryption: { keys: [{ id: k1, env: KVS_KEY }] }` | values encrypted with XChaCha20-Poly1305, bound to their namespace and key |
 //!
 //! The value-transforming layers (compression, encryption) are each a
@@ -96,14 +97,16 @@ macro_rules! layer_wraps_with {
 }
 use layer_wraps_with;
 
+mod around;
 #[cfg(feature = "compression")]
 #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
 pub mod compression;
-mod config;
+pub(crate) mod config;
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
 pub mod encryption;
 mod limit_size;
+mod observability;
 mod read_only;
 mod transform;
 mod ttl_clamp;
@@ -114,6 +117,7 @@ pub use config::{CompressionAlgorithm, EncryptionKeyConfig, LayerConfig};
 #[cfg(feature = "encryption")]
 pub use encryption::{Encryption, EncryptionKey, EncryptionStore};
 pub use limit_size::{LimitSize, LimitSizeStore};
+pub use observability::{Observability, ObservabilityStore};
 pub use read_only::{ReadOnly, ReadOnlyStore};
 pub use transform::{TransformStore, ValueTransform};
 pub use ttl_clamp::{TtlClamp, TtlClampStore};
@@ -140,26 +144,22 @@ impl LayerExt for Arc<dyn DocumentStore> {
     }
 }
 
-/// `store`, opened for `namespace`, inside every layer of `layers`, the
+/// `store`, opened from `config`, inside every layer of its `layers`, the
 /// first innermost.
-pub(crate) fn apply(
-    layers: &[LayerConfig],
-    namespace: &str,
-    store: Arc<dyn Store>,
-) -> Result<Arc<dyn Store>> {
-    layers.iter().try_fold(store, |store, layer| {
-        Ok(layer.build(namespace)?.wrap(store))
-    })
+pub(crate) fn apply(config: &crate::Config, store: Arc<dyn Store>) -> Result<Arc<dyn Store>> {
+    config
+        .layers
+        .iter()
+        .try_fold(store, |store, layer| Ok(layer.build(config)?.wrap(store)))
 }
 
 /// [`apply`] for a document store.
 pub(crate) fn apply_documents(
-    layers: &[LayerConfig],
-    namespace: &str,
+    config: &crate::Config,
     store: Arc<dyn DocumentStore>,
 ) -> Result<Arc<dyn DocumentStore>> {
-    layers.iter().try_fold(store, |store, layer| {
-        Ok(layer.build(namespace)?.wrap_documents(store))
+    config.layers.iter().try_fold(store, |store, layer| {
+        Ok(layer.build(config)?.wrap_documents(store))
     })
 }
 

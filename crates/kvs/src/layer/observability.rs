@@ -1,0 +1,206 @@
+//! The observability layer: a `tracing` span and `metrics` for every call.
+
+use super::around::{around_store, Around, Call, Measure};
+use crate::{Result, StoreFuture};
+use metrics::{Label, SharedString};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// A `tracing` span around every call, and `metrics` counters and
+/// histograms of them, so that any subscriber (`tracing-subscriber`,
+/// OpenTelemetry) or recorder (Prometheus, StatsD) shows what the store
+/// does.
+///
+/// # Spans
+///
+/// Each call runs in a DEBUG span named `kvs` (target `kvs`) with the
+/// fields `backend`, `namespace` and `operation`, and ends with a DEBUG
+/// event carrying `outcome` (`ok`, `not_found`, or the error's
+/// [`kind`](crate::Error::kind)) and `micros`. Values are never logged;
+/// keys only with [`keys(true)`](Observability::keys), as the `key` field.
+///
+/// # Metrics
+///
+/// Labelled `backend`, `namespace` and `operation`:
+///
+/// | name | kind | what |
+/// |------|------|------|
+/// | `kvs_calls_total` | counter | calls, also labelled `outcome` |
+/// | `kvs_errors_total` | counter | failed calls, also labelled `kind` |
+/// | `kvs_call_seconds` | histogram | time from the call to its result |
+/// | `kvs_written_bytes_total` | counter | bytes of value sent |
+/// | `kvs_read_bytes_total` | counter | bytes of value read back |
+///
+/// Install the recorder before the first call. With no subscriber
+/// listening and metrics off, a call costs a check of each and no clock
+/// read; with metrics on, two clock reads and the recorder's own work.
+///
+/// Keys, values, TTLs and documents pass through unchanged (document
+/// calls are not observed). In a configuration file:
+/// `layers: [{ observability: { metrics: true, keys: false } }]`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kvs::Result<()> {
+/// use kvs::layer::{LayerExt, Observability};
+///
+/// let store = kvs::open(&kvs::Config::from_yaml("type: memory")?).await?
+///     .layer(Observability::new("memory", "default"));
+/// store.set("k", b"v", None).await?; // a span, and kvs_calls_total{operation="set"} + 1
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Observability {
+    backend: Arc<str>,
+    namespace: Arc<str>,
+    metrics: bool,
+    keys: bool,
+}
+
+impl Observability {
+    /// Spans and metrics labelled with `backend` and `namespace`; metrics
+    /// on, keys not logged.
+    pub fn new(backend: &str, namespace: &str) -> Observability {
+        let namespace = if namespace.is_empty() {
+            crate::key::DEFAULT_NAMESPACE
+        } else {
+            namespace
+        };
+        Observability {
+            backend: backend.into(),
+            namespace: namespace.into(),
+            metrics: true,
+            keys: false,
+        }
+    }
+
+    /// Whether to record metrics (default `true`).
+    pub fn metrics(mut self, on: bool) -> Observability {
+        self.metrics = on;
+        self
+    }
+
+    /// Whether spans carry the key of single-key calls (default `false`:
+    /// keys can hold user ids or emails).
+    pub fn keys(mut self, on: bool) -> Observability {
+        self.keys = on;
+        self
+    }
+
+    /// Records the end of one call.
+    fn finish<T: Measure>(
+        &self,
+        call: &Call<'_>,
+        result: &Result<T>,
+        start: Option<Instant>,
+        span: &tracing::Span,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        let elapsed = start.map(|s| s.elapsed());
+        span.in_scope(|| {
+            tracing::debug!(
+                target: "kvs",
+                outcome,
+                micros = elapsed.map(|e| e.as_micros() as u64),
+                "done"
+            )
+        });
+        if !self.metrics {
+            return;
+        }
+        let labels = vec![
+            Label::new("backend", SharedString::from(self.backend.clone())),
+            Label::new("namespace", SharedString::from(self.namespace.clone())),
+            Label::new("operation", SharedString::const_str(call.operation)),
+        ];
+        let with = |name: &'static str, value: &'static str| {
+            let mut labels = labels.clone();
+            labels.push(Label::new(name, SharedString::const_str(value)));
+            labels
+        };
+        metrics::counter!("kvs_calls_total", with("outcome", outcome)).increment(1);
+        if let Some(elapsed) = elapsed {
+            metrics::histogram!("kvs_call_seconds", labels.clone()).record(elapsed.as_secs_f64());
+        }
+        match result {
+            Ok(value) => {
+                let read = value.bytes_read();
+                if read > 0 {
+                    metrics::counter!("kvs_read_bytes_total", labels.clone())
+                        .increment(read as u64);
+                }
+            }
+            // A missing key is an answer, not a failure.
+            Err(crate::Error::NotFound) => {}
+            Err(e) => metrics::counter!("kvs_errors_total", with("kind", e.kind())).increment(1),
+        }
+        if call.bytes_written > 0 {
+            metrics::counter!("kvs_written_bytes_total", labels)
+                .increment(call.bytes_written as u64);
+        }
+    }
+}
+
+super::layer_wraps_with!(Observability, |layer, inner| ObservabilityStore {
+    inner,
+    layer: layer.clone()
+});
+
+/// A store behind the [`Observability`] layer.
+#[derive(Debug, Clone)]
+pub struct ObservabilityStore<S> {
+    inner: S,
+    layer: Observability,
+}
+
+impl<S> ObservabilityStore<S> {
+    /// `inner`, observed as `layer` says.
+    pub fn new(inner: S, layer: Observability) -> ObservabilityStore<S> {
+        ObservabilityStore { inner, layer }
+    }
+}
+
+impl<S: Send + Sync> Around for ObservabilityStore<S> {
+    fn around<'a, T: Measure + Send + 'a>(
+        &'a self,
+        call: Call<'a>,
+        make: impl Fn() -> StoreFuture<'a, T> + Send + Sync + 'a,
+    ) -> StoreFuture<'a, T> {
+        let layer = &self.layer;
+        let span = tracing::debug_span!(
+            target: "kvs",
+            "kvs",
+            backend = &*layer.backend,
+            namespace = &*layer.namespace,
+            operation = call.operation,
+            key = tracing::field::Empty,
+        );
+        if layer.keys && !span.is_disabled() {
+            if let Some(key) = call.key {
+                span.record("key", key);
+            }
+        }
+        // No clock read when nothing would see the time.
+        let start = (layer.metrics || !span.is_disabled()).then(Instant::now);
+        let future = span.in_scope(make);
+        match future.into_ready() {
+            // Answered at once (the memory store): answer at once too.
+            Ok(result) => {
+                layer.finish(&call, &result, start, &span);
+                StoreFuture::ready(result)
+            }
+            Err(future) => StoreFuture::boxed(async move {
+                let result = future.instrument(span.clone()).await;
+                layer.finish(&call, &result, start, &span);
+                result
+            }),
+        }
+    }
+}
+
+around_store!(ObservabilityStore);
