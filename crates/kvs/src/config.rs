@@ -519,7 +519,7 @@ pub(crate) fn de_opt_duration<'de, D: Deserializer<'de>>(
 }
 
 /// Reads a duration written as a Go-style string, or the number `0`.
-fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+pub(crate) fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {

@@ -17,6 +17,8 @@ use std::time::Duration;
 /// suite writes is compressed wherever that makes it smaller.
 const PASS_THROUGH: &str = "layers:
   - observability: { keys: true }
+  - timeout: 60s
+  - retry: { attempts: 3, initial: 10ms, max: 100ms }
   - ttl_clamp: {}
   - encryption: { keys: [{ id: k1, key: 6l0IXUYnwCkLn8I+TQHLh93Kmnqmy5lmYL0bkrTSjPo= }] }
   - compression: { threshold: 0 }
@@ -77,10 +79,10 @@ mod memory_encryption {
     kvs::conformance_tests!(harness);
 }
 
-mod memory_observability {
+mod memory_observability_timeout_retry {
     async fn harness() -> Option<kvs::testkit::ConfigHarness> {
         Some(kvs::testkit::ConfigHarness::from_yaml(
-            "type: memory\nlayers: [{ observability: { keys: true } }]\n",
+            "type: memory\nlayers: [{ observability: { keys: true } }, { timeout: 60s }, retry]\n",
             kvs::testkit::Capabilities::new(),
         ))
     }
@@ -336,6 +338,13 @@ fn bad_layer_settings_are_one_line_errors_naming_the_mistake() {
         ("layers: [{ limit_size: {} }]", "max_value_bytes"),
         // A bare name is the layer with its defaults; limit_size has none.
         ("layers: [limit_size]", "max_value_bytes"),
+        ("layers: [{ timeout: 0 }]", "the limit is 0"),
+        ("layers: [{ timeout: 2 }]", "has no unit"),
+        ("layers: [{ retry: { attempts: 0 } }]", "`attempts` is 0"),
+        (
+            "layers: [{ retry: { initial: 5s, max: 1s } }]",
+            "`initial` of 5s is above `max` of 1s",
+        ),
         (
             "layers: [{ limit_size: { max_value_bytes: 8, max: 9 } }]",
             "max",

@@ -300,3 +300,180 @@ async fn tls_to_a_plain_server_says_the_handshake_failed() {
     assert!(text.contains("is the server serving TLS"), "{text}");
     assert!(text.contains("127.0.0.1"), "{text}");
 }
+
+/// `kvs::open` of the server at `port` with `layers` (YAML list).
+async fn open_layered(port: u16, namespace: &str, layers: &str) -> std::sync::Arc<dyn Store> {
+    let mut config = Config::from_url(&format!("redis://127.0.0.1:{port}/0")).expect("url");
+    config.namespace = namespace.into();
+    config.layers = Config::from_yaml(&format!("type: memory\nlayers: {layers}\n"))
+        .expect("layers")
+        .layers;
+    kvs::open(&config).await.expect("open")
+}
+
+/// With `timeout` inside `retry`, a read rides out a server stopped with
+/// SIGSTOP (each try gets its own deadline, then a pause) and answers once
+/// the server is back; an `increment` is never repeated: it fails after one
+/// deadline, and the server, once resumed, applies it exactly once.
+#[tokio::test]
+async fn retry_and_timeout_ride_out_a_stopped_server_and_never_repeat_an_increment() {
+    if !can_run("retry across SIGSTOP") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    start(port, dir.path());
+    let store = open_layered(
+        port,
+        "retry",
+        "[{ timeout: 300ms }, { retry: { attempts: 40, initial: 100ms, max: 400ms } }]",
+    )
+    .await;
+    store.set("k", b"1", None).await.expect("set");
+
+    signal(dir.path(), "STOP");
+    let resume = {
+        let dir = dir.path().to_owned();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            signal(&dir, "CONT");
+        })
+    };
+    let started = Instant::now();
+    let read = store.get("k").await;
+    let waited = started.elapsed();
+    resume.join().expect("resume thread");
+    assert_eq!(
+        read.expect("the retried get answers once the server is back"),
+        &b"1"[..]
+    );
+    // It could only have answered after the server resumed.
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "answered after {waited:?}"
+    );
+
+    signal(dir.path(), "STOP");
+    let started = Instant::now();
+    let increment = store.increment("n", 1).await;
+    let waited = started.elapsed();
+    signal(dir.path(), "CONT");
+    assert!(
+        matches!(&increment, Err(e) if e.is_temporary() && e.to_string().contains("did not answer within 300ms")),
+        "{increment:?}"
+    );
+    // One deadline, no retries (generous room for a loaded machine).
+    assert!(waited < Duration::from_secs(2), "increment took {waited:?}");
+    // The request was sent before the deadline: the resumed server applies
+    // it once, and nobody sent it again.
+    assert_eq!(store.get("n").await.expect("get n"), &b"1"[..]);
+    store.close().await.expect("close");
+    stop(port);
+}
+
+/// A TCP proxy to `target` on a free port: `cut()` drops every open
+/// connection and refuses new ones for `refuse`, as a failing load balancer
+/// or a network blip does.
+struct DroppingProxy {
+    port: u16,
+    cuts: tokio::sync::watch::Sender<u64>,
+    refuse_until: std::sync::Arc<std::sync::Mutex<Instant>>,
+}
+
+impl DroppingProxy {
+    async fn start(target: u16) -> DroppingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (cuts, watch) = tokio::sync::watch::channel(0u64);
+        let refuse_until = std::sync::Arc::new(std::sync::Mutex::new(Instant::now()));
+        let refusing = refuse_until.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if Instant::now() < *refusing.lock().expect("lock") {
+                    drop(client);
+                    continue;
+                }
+                let mut watch = watch.clone();
+                watch.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.changed() => {}
+                    }
+                });
+            }
+        });
+        DroppingProxy {
+            port,
+            cuts,
+            refuse_until,
+        }
+    }
+
+    fn cut(&self, refuse: Duration) {
+        *self.refuse_until.lock().expect("lock") = Instant::now() + refuse;
+        self.cuts.send_modify(|n| *n += 1);
+    }
+}
+
+/// Through a proxy that drops every connection and refuses new ones for a
+/// moment, the bare store fails a call, and the same store behind the
+/// retry layer answers every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_hides_dropped_connections_that_the_bare_store_reports() {
+    if !can_run("dropping proxy") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    start(port, dir.path());
+    let proxy = DroppingProxy::start(port).await;
+    let bare = open_layered(proxy.port, "proxy", "[]").await;
+    let retried = open_layered(
+        proxy.port,
+        "proxy",
+        "[{ retry: { attempts: 10, initial: 100ms, max: 500ms } }]",
+    )
+    .await;
+    retried.set("k", b"v", None).await.expect("set");
+
+    let mut bare_errors = 0;
+    for round in 0..3 {
+        proxy.cut(Duration::from_millis(400));
+        for _ in 0..5 {
+            match bare.get("k").await {
+                Ok(_) => {}
+                Err(e) => {
+                    assert!(e.is_temporary(), "a dropped connection is temporary: {e}");
+                    bare_errors += 1;
+                }
+            }
+        }
+        proxy.cut(Duration::from_millis(400));
+        for i in 0..5 {
+            let got = retried.get("k").await;
+            assert_eq!(
+                got.unwrap_or_else(|e| panic!("round {round}, get {i}: {e}")),
+                &b"v"[..]
+            );
+            retried
+                .set("k", b"v", None)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}, set {i}: {e}"));
+        }
+    }
+    assert!(
+        bare_errors > 0,
+        "the proxy's cuts never reached the bare store"
+    );
+    retried.close().await.expect("close");
+    bare.close().await.expect("close");
+    stop(port);
+}

@@ -74,6 +74,28 @@ pub enum LayerConfig {
         #[serde(default)]
         keys: bool,
     },
+    /// [`Timeout`](super::Timeout): every call gets this long to answer
+    /// (`timeout: 2s`).
+    Timeout(#[serde(deserialize_with = "crate::config::de_duration")] Duration),
+    /// [`Retry`](super::Retry): temporary failures of calls that are safe
+    /// to repeat are tried again.
+    Retry {
+        /// Tries in all, the first included (default 3).
+        #[serde(default = "default_attempts")]
+        attempts: u32,
+        /// The first pause (default 50ms); each next one doubles.
+        #[serde(
+            default = "default_initial",
+            deserialize_with = "crate::config::de_duration"
+        )]
+        initial: Duration,
+        /// The longest pause (default 2s).
+        #[serde(
+            default = "default_max_pause",
+            deserialize_with = "crate::config::de_duration"
+        )]
+        max: Duration,
+    },
     /// `Encryption` (feature `encryption`): values encrypted with
     /// XChaCha20-Poly1305, bound to their namespace and key.
     Encryption {
@@ -134,6 +156,18 @@ pub enum CompressionAlgorithm {
     Lz4,
 }
 
+fn default_attempts() -> u32 {
+    3
+}
+
+fn default_initial() -> Duration {
+    Duration::from_millis(50)
+}
+
+fn default_max_pause() -> Duration {
+    Duration::from_secs(2)
+}
+
 fn yes() -> bool {
     true
 }
@@ -188,6 +222,14 @@ impl LayerConfig {
                 super::Encryption::from_config(namespace, keys)?
                     .accept_plaintext(*accept_plaintext),
             ),
+            LayerConfig::Timeout(limit) => {
+                Box::new(super::Timeout::new(*limit)?.for_backend(config.backend.name()))
+            }
+            LayerConfig::Retry {
+                attempts,
+                initial,
+                max,
+            } => Box::new(super::Retry::new(*attempts, *initial, *max)?),
             LayerConfig::Observability { metrics, keys } => Box::new(
                 super::Observability::new(config.backend.name(), namespace)
                     .metrics(*metrics)

@@ -44,6 +44,8 @@
 //! | [`TtlClamp`] | `ttl_clamp: { min, max, default }` | TTLs raised to `min`, lowered to `max`; `default` for writes without one |
 //! | `Compression` (feature `compression`) | `compression: { algorithm: zstd, threshold: 1024, level: 3 }` | values from `threshold` bytes up stored as zstd or LZ4 frames |
 //! | [`Observability`] | `observability: { metrics: true, keys: false }` | a `tracing` span and `metrics` for every call |
+//! | [`Timeout`] | `timeout: 2s` | a call not answered in time fails (temporary) |
+//! | [`Retry`] | `retry: { attempts: 3, initial: 50ms, max: 2s }` | temporary failures of calls safe to repeat are tried again, with backoff and jitter |
 //! | `Encryption` (feature `encryption`) | `encryption: { keys: [{ id: k1, env: KVS_KEY }] }` | values encrypted with XChaCha20-Poly1305, bound to their namespace and key |
 //!
 //! The value-transforming layers (compression, encryption) are each a
@@ -108,6 +110,8 @@ pub mod encryption;
 mod limit_size;
 mod observability;
 mod read_only;
+mod retry;
+mod timeout;
 mod transform;
 mod ttl_clamp;
 
@@ -119,6 +123,8 @@ pub use encryption::{Encryption, EncryptionKey, EncryptionStore};
 pub use limit_size::{LimitSize, LimitSizeStore};
 pub use observability::{Observability, ObservabilityStore};
 pub use read_only::{ReadOnly, ReadOnlyStore};
+pub use retry::{Retry, RetryStore};
+pub use timeout::{Timeout, TimeoutStore};
 pub use transform::{TransformStore, ValueTransform};
 pub use ttl_clamp::{TtlClamp, TtlClampStore};
 
