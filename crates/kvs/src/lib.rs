@@ -55,6 +55,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
+pub mod blocking;
 mod config;
 mod copy;
 mod deadline;
