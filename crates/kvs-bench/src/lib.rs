@@ -28,6 +28,7 @@
 
 #[cfg(feature = "suite")]
 pub mod copy;
+pub mod layers;
 pub mod measure;
 pub mod report;
 pub mod subject;

@@ -57,6 +57,11 @@ struct BenchArgs {
     /// alone on the same server.
     #[arg(long)]
     copy: bool,
+    /// Instead of the workloads: each layer (observability, typed JSON,
+    /// compression, encryption) against the bare store, on memory and
+    /// SQLite.
+    #[arg(long)]
+    layers: bool,
     /// Where file backends put their files (default: the temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -91,6 +96,9 @@ fn main() -> ExitCode {
     let stores = args.store.clone();
     if args.copy {
         return copy(&stores, &args);
+    }
+    if args.layers {
+        return layers(&args);
     }
     let mut options = if args.quick {
         kvs_bench::Options::quick()
@@ -200,6 +208,51 @@ fn copy(stores: &[String], args: &BenchArgs) -> ExitCode {
         lines.iter().try_for_each(|line| json_line(&mut out, line))
     } else {
         write!(out, "{}", kvs_bench::copy::table(&lines))
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("writing to stdout: {e}")),
+    }
+}
+
+/// `--layers`.
+fn layers(args: &BenchArgs) -> ExitCode {
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("kvs-bench-layers-{}", std::process::id())),
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return fail(&format!("--dir {}: {e}", dir.display()));
+    }
+    // One task on one thread: what is measured is the layer's own cost.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start: {e}")),
+    };
+    let duration = args.duration.unwrap_or(if args.quick {
+        Duration::from_millis(50)
+    } else {
+        Duration::from_secs(1)
+    });
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+    let keys = args.keys.unwrap_or(10_000);
+    let result = runtime.block_on(kvs_bench::layers::run(&dir, duration, rounds, keys));
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let lines = match result {
+        Ok(lines) => lines,
+        Err(e) => return fail(&format!("bench --layers: {e}")),
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        lines.iter().try_for_each(|line| json_line(&mut out, line))
+    } else {
+        write!(out, "{}", kvs_bench::layers::table(&lines))
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,11 +6,67 @@
 use crate::{Bytes, Entry, StoreFuture};
 use std::time::Duration;
 
+/// Every operation a layer around calls sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operation {
+    Get,
+    Set,
+    Delete,
+    Exists,
+    List,
+    Count,
+    Close,
+    Ttl,
+    GetMany,
+    SetMany,
+    DeleteMany,
+    SetIfAbsent,
+    CompareAndSwap,
+    Increment,
+    Expire,
+    Persist,
+    ListPage,
+    EntriesPage,
+    DeletePrefix,
+    Clear,
+}
+
+impl Operation {
+    /// How many there are: `op as usize` is below this.
+    pub const COUNT: usize = 20;
+
+    /// The method's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Get => "get",
+            Operation::Set => "set",
+            Operation::Delete => "delete",
+            Operation::Exists => "exists",
+            Operation::List => "list",
+            Operation::Count => "count",
+            Operation::Close => "close",
+            Operation::Ttl => "ttl",
+            Operation::GetMany => "get_many",
+            Operation::SetMany => "set_many",
+            Operation::DeleteMany => "delete_many",
+            Operation::SetIfAbsent => "set_if_absent",
+            Operation::CompareAndSwap => "compare_and_swap",
+            Operation::Increment => "increment",
+            Operation::Expire => "expire",
+            Operation::Persist => "persist",
+            Operation::ListPage => "list_page",
+            Operation::EntriesPage => "entries_page",
+            Operation::DeletePrefix => "delete_prefix",
+            Operation::Clear => "clear",
+        }
+    }
+}
+
 /// What one call is, as a layer around it sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Call<'a> {
-    /// The method's name (`"get"`, `"set_many"`, ...).
-    pub operation: &'static str,
+    /// The method.
+    pub operation: Operation,
     /// The key, for the single-key methods.
     pub key: Option<&'a str>,
     /// The bytes of value the call sends.
@@ -21,7 +77,7 @@ pub(crate) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub fn new(operation: &'static str, key: Option<&'a str>) -> Call<'a> {
+    pub fn new(operation: Operation, key: Option<&'a str>) -> Call<'a> {
         Call {
             operation,
             key,
@@ -97,7 +153,13 @@ macro_rules! around_store {
         impl<S: $crate::Store> $crate::Store for $store<S> {
             fn get<'a>(&'a self, key: &'a str) -> $crate::StoreFuture<'a, $crate::Bytes> {
                 let inner = &self.inner;
-                self.around(Call::new("get", Some(key)), move || inner.get(key))
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::Get,
+                        Some(key),
+                    ),
+                    move || inner.get(key),
+                )
             }
 
             fn set<'a>(
@@ -107,33 +169,58 @@ macro_rules! around_store {
                 ttl: Option<std::time::Duration>,
             ) -> $crate::StoreFuture<'a, ()> {
                 let inner = &self.inner;
-                let call = Call::new("set", Some(key)).writing(value.len());
+                let call = $crate::layer::around::Call::new(
+                    $crate::layer::around::Operation::Set,
+                    Some(key),
+                )
+                .writing(value.len());
                 self.around(call, move || inner.set(key, value, ttl))
             }
 
             fn delete<'a>(&'a self, key: &'a str) -> $crate::StoreFuture<'a, ()> {
                 let inner = &self.inner;
-                self.around(Call::new("delete", Some(key)), move || inner.delete(key))
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::Delete,
+                        Some(key),
+                    ),
+                    move || inner.delete(key),
+                )
             }
 
             fn exists<'a>(&'a self, key: &'a str) -> $crate::StoreFuture<'a, bool> {
                 let inner = &self.inner;
-                self.around(Call::new("exists", Some(key)), move || inner.exists(key))
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::Exists,
+                        Some(key),
+                    ),
+                    move || inner.exists(key),
+                )
             }
 
             fn list<'a>(&'a self, prefix: &'a str) -> $crate::StoreFuture<'a, Vec<String>> {
                 let inner = &self.inner;
-                self.around(Call::new("list", None), move || inner.list(prefix))
+                self.around(
+                    $crate::layer::around::Call::new($crate::layer::around::Operation::List, None),
+                    move || inner.list(prefix),
+                )
             }
 
             fn count<'a>(&'a self, prefix: &'a str) -> $crate::StoreFuture<'a, usize> {
                 let inner = &self.inner;
-                self.around(Call::new("count", None), move || inner.count(prefix))
+                self.around(
+                    $crate::layer::around::Call::new($crate::layer::around::Operation::Count, None),
+                    move || inner.count(prefix),
+                )
             }
 
             fn close(&self) -> $crate::StoreFuture<'_, ()> {
                 let inner = &self.inner;
-                self.around(Call::new("close", None), move || inner.close())
+                self.around(
+                    $crate::layer::around::Call::new($crate::layer::around::Operation::Close, None),
+                    move || inner.close(),
+                )
             }
 
             fn ttl<'a>(
@@ -141,7 +228,13 @@ macro_rules! around_store {
                 key: &'a str,
             ) -> $crate::StoreFuture<'a, Option<std::time::Duration>> {
                 let inner = &self.inner;
-                self.around(Call::new("ttl", Some(key)), move || inner.ttl(key))
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::Ttl,
+                        Some(key),
+                    ),
+                    move || inner.ttl(key),
+                )
             }
 
             fn get_many<'a>(
@@ -149,7 +242,13 @@ macro_rules! around_store {
                 keys: &'a [&'a str],
             ) -> $crate::StoreFuture<'a, Vec<Option<$crate::Bytes>>> {
                 let inner = &self.inner;
-                self.around(Call::new("get_many", None), move || inner.get_many(keys))
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::GetMany,
+                        None,
+                    ),
+                    move || inner.get_many(keys),
+                )
             }
 
             fn set_many<'a>(
@@ -159,15 +258,23 @@ macro_rules! around_store {
             ) -> $crate::StoreFuture<'a, ()> {
                 let inner = &self.inner;
                 let bytes = entries.iter().map(|(_, v)| v.len()).sum();
-                let call = Call::new("set_many", None).writing(bytes);
+                let call = $crate::layer::around::Call::new(
+                    $crate::layer::around::Operation::SetMany,
+                    None,
+                )
+                .writing(bytes);
                 self.around(call, move || inner.set_many(entries, ttl))
             }
 
             fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> $crate::StoreFuture<'a, usize> {
                 let inner = &self.inner;
-                self.around(Call::new("delete_many", None), move || {
-                    inner.delete_many(keys)
-                })
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::DeleteMany,
+                        None,
+                    ),
+                    move || inner.delete_many(keys),
+                )
             }
 
             fn set_if_absent<'a>(
@@ -177,9 +284,12 @@ macro_rules! around_store {
                 ttl: Option<std::time::Duration>,
             ) -> $crate::StoreFuture<'a, bool> {
                 let inner = &self.inner;
-                let call = Call::new("set_if_absent", Some(key))
-                    .writing(value.len())
-                    .not_idempotent();
+                let call = $crate::layer::around::Call::new(
+                    $crate::layer::around::Operation::SetIfAbsent,
+                    Some(key),
+                )
+                .writing(value.len())
+                .not_idempotent();
                 self.around(call, move || inner.set_if_absent(key, value, ttl))
             }
 
@@ -191,9 +301,12 @@ macro_rules! around_store {
                 ttl: Option<std::time::Duration>,
             ) -> $crate::StoreFuture<'a, bool> {
                 let inner = &self.inner;
-                let call = Call::new("compare_and_swap", Some(key))
-                    .writing(new.len())
-                    .not_idempotent();
+                let call = $crate::layer::around::Call::new(
+                    $crate::layer::around::Operation::CompareAndSwap,
+                    Some(key),
+                )
+                .writing(new.len())
+                .not_idempotent();
                 self.around(call, move || {
                     inner.compare_and_swap(key, expected, new, ttl)
                 })
@@ -201,7 +314,11 @@ macro_rules! around_store {
 
             fn increment<'a>(&'a self, key: &'a str, delta: i64) -> $crate::StoreFuture<'a, i64> {
                 let inner = &self.inner;
-                let call = Call::new("increment", Some(key)).not_idempotent();
+                let call = $crate::layer::around::Call::new(
+                    $crate::layer::around::Operation::Increment,
+                    Some(key),
+                )
+                .not_idempotent();
                 self.around(call, move || inner.increment(key, delta))
             }
 
@@ -211,14 +328,24 @@ macro_rules! around_store {
                 ttl: std::time::Duration,
             ) -> $crate::StoreFuture<'a, ()> {
                 let inner = &self.inner;
-                self.around(Call::new("expire", Some(key)), move || {
-                    inner.expire(key, ttl)
-                })
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::Expire,
+                        Some(key),
+                    ),
+                    move || inner.expire(key, ttl),
+                )
             }
 
             fn persist<'a>(&'a self, key: &'a str) -> $crate::StoreFuture<'a, ()> {
                 let inner = &self.inner;
-                self.around(Call::new("persist", Some(key)), move || inner.persist(key))
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::Persist,
+                        Some(key),
+                    ),
+                    move || inner.persist(key),
+                )
             }
 
             fn list_page<'a>(
@@ -228,9 +355,13 @@ macro_rules! around_store {
                 limit: usize,
             ) -> $crate::StoreFuture<'a, (Vec<String>, Option<String>)> {
                 let inner = &self.inner;
-                self.around(Call::new("list_page", None), move || {
-                    inner.list_page(prefix, start_after, limit)
-                })
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::ListPage,
+                        None,
+                    ),
+                    move || inner.list_page(prefix, start_after, limit),
+                )
             }
 
             fn scan<'a>(&'a self, prefix: &'a str) -> $crate::KeyStream<'a> {
@@ -244,21 +375,32 @@ macro_rules! around_store {
                 limit: usize,
             ) -> $crate::StoreFuture<'a, (Vec<$crate::Entry>, Option<String>)> {
                 let inner = &self.inner;
-                self.around(Call::new("entries_page", None), move || {
-                    inner.entries_page(prefix, start_after, limit)
-                })
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::EntriesPage,
+                        None,
+                    ),
+                    move || inner.entries_page(prefix, start_after, limit),
+                )
             }
 
             fn delete_prefix<'a>(&'a self, prefix: &'a str) -> $crate::StoreFuture<'a, usize> {
                 let inner = &self.inner;
-                self.around(Call::new("delete_prefix", None), move || {
-                    inner.delete_prefix(prefix)
-                })
+                self.around(
+                    $crate::layer::around::Call::new(
+                        $crate::layer::around::Operation::DeletePrefix,
+                        None,
+                    ),
+                    move || inner.delete_prefix(prefix),
+                )
             }
 
             fn clear(&self) -> $crate::StoreFuture<'_, usize> {
                 let inner = &self.inner;
-                self.around(Call::new("clear", None), move || inner.clear())
+                self.around(
+                    $crate::layer::around::Call::new($crate::layer::around::Operation::Clear, None),
+                    move || inner.clear(),
+                )
             }
         }
 

@@ -15,6 +15,7 @@
 //! with [`HEADER`]: such a value is stored compressed, whatever its size.
 
 use crate::{Bytes, Error, Result};
+use std::cell::RefCell;
 use std::io::Read;
 
 /// The first byte of every value this layer compresses.
@@ -125,12 +126,59 @@ impl Compression {
     }
 }
 
+thread_local! {
+    /// One zstd compression context per thread, kept between calls: making
+    /// one costs more than compressing a 4 KB value (it measured 0.59× of
+    /// an uncompressed SQLite set with a context per call).
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    /// The same for decompression.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
 fn zstd_encode(value: &[u8], level: i32, out: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut encoder = zstd::stream::Encoder::new(out, level)?;
-    encoder.include_checksum(true)?;
-    encoder.set_pledged_src_size(Some(value.len() as u64))?;
-    std::io::Write::write_all(&mut encoder, value)?;
-    encoder.finish().map(drop)
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell
+            .try_borrow_mut()
+            .map_err(|_| std::io::Error::other("the zstd context is in use"))?;
+        let compressor = match &mut *slot {
+            Some((current, compressor)) if *current == level => compressor,
+            slot => {
+                let mut compressor = zstd::bulk::Compressor::new(level)?;
+                compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+                &mut slot.insert((level, compressor)).1
+            }
+        };
+        // The frame records its content size (a one-shot compression knows
+        // it), which decompression uses to allocate once.
+        let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(value.len()));
+        compressor.compress_to_buffer(value, &mut frame)?;
+        out.extend_from_slice(&frame);
+        Ok(())
+    })
+}
+
+/// Decompresses a zstd `frame` into `out`: in one call into a buffer of
+/// the recorded size when the frame records one within the bound, else as
+/// a bounded stream.
+fn zstd_decode(frame: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    let size = zstd::bulk::Decompressor::upper_bound(frame).filter(|&n| n <= MAX_DECOMPRESSED);
+    let Some(size) = size else {
+        return zstd::stream::Decoder::new(frame).and_then(|d| bounded_read(d, out));
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell
+            .try_borrow_mut()
+            .map_err(|_| std::io::Error::other("the zstd context is in use"))?;
+        let decompressor = match &mut *slot {
+            Some(decompressor) => decompressor,
+            slot => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        out.reserve_exact(size);
+        decompressor.decompress_to_buffer(frame, out)?;
+        Ok(())
+    })
 }
 
 fn lz4_encode(value: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
@@ -150,7 +198,7 @@ pub fn decode(key: &str, stored: Bytes) -> Result<Bytes> {
     let frame = &stored[1..];
     let mut out = Vec::new();
     let read = if frame[..4] == ZSTD_MAGIC {
-        zstd::stream::Decoder::new(frame).and_then(|d| bounded_read(d, &mut out))
+        zstd_decode(frame, &mut out)
     } else if frame[..4] == LZ4_MAGIC {
         bounded_read(lz4_flex::frame::FrameDecoder::new(frame), &mut out)
     } else {

@@ -1,9 +1,9 @@
 //! The observability layer: a `tracing` span and `metrics` for every call.
 
-use super::around::{around_store, Around, Call, Measure};
+use super::around::{around_store, Around, Call, Measure, Operation};
 use crate::{Result, StoreFuture};
 use metrics::{Label, SharedString};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -32,9 +32,12 @@ use tracing::Instrument;
 /// | `kvs_written_bytes_total` | counter | bytes of value sent |
 /// | `kvs_read_bytes_total` | counter | bytes of value read back |
 ///
-/// Install the recorder before the first call. With no subscriber
-/// listening and metrics off, a call costs a check of each and no clock
-/// read; with metrics on, two clock reads and the recorder's own work.
+/// Install the recorder before the store's first call: each operation's
+/// handles are registered with the recorder of that moment. With no
+/// subscriber listening and metrics off, a call costs one check and goes
+/// straight through; with metrics on, it costs two clock reads and the
+/// recorder's own work, recorder or not (the `metrics` facade cannot say
+/// whether one is installed).
 ///
 /// Keys, values, TTLs and documents pass through unchanged (document
 /// calls are not observed). In a configuration file:
@@ -51,12 +54,25 @@ use tracing::Instrument;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Observability {
     backend: Arc<str>,
     namespace: Arc<str>,
     metrics: bool,
     keys: bool,
+    /// Per operation, shared by the stores this layer wraps.
+    handles: Arc<[OnceLock<Handles>; Operation::COUNT]>,
+}
+
+impl std::fmt::Debug for Observability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observability")
+            .field("backend", &self.backend)
+            .field("namespace", &self.namespace)
+            .field("metrics", &self.metrics)
+            .field("keys", &self.keys)
+            .finish()
+    }
 }
 
 impl Observability {
@@ -73,6 +89,7 @@ impl Observability {
             namespace: namespace.into(),
             metrics: true,
             keys: false,
+            handles: Arc::new(std::array::from_fn(|_| OnceLock::new())),
         }
     }
 
@@ -87,6 +104,36 @@ impl Observability {
     pub fn keys(mut self, on: bool) -> Observability {
         self.keys = on;
         self
+    }
+
+    /// The labels of `operation`'s metrics.
+    fn labels(&self, operation: Operation) -> Vec<Label> {
+        vec![
+            Label::new("backend", SharedString::from(self.backend.clone())),
+            Label::new("namespace", SharedString::from(self.namespace.clone())),
+            Label::new("operation", SharedString::const_str(operation.name())),
+        ]
+    }
+
+    /// `operation`'s metric handles, registered with the recorder on its
+    /// first call: what every later call records into, without building
+    /// a label set.
+    fn handles(&self, operation: Operation) -> &Handles {
+        self.handles[operation as usize].get_or_init(|| {
+            let labels = self.labels(operation);
+            let with = |name: &'static str, value: &'static str| {
+                let mut labels = labels.clone();
+                labels.push(Label::new(name, SharedString::const_str(value)));
+                labels
+            };
+            Handles {
+                ok: metrics::counter!("kvs_calls_total", with("outcome", "ok")),
+                not_found: metrics::counter!("kvs_calls_total", with("outcome", "not_found")),
+                seconds: metrics::histogram!("kvs_call_seconds", labels.clone()),
+                read: metrics::counter!("kvs_read_bytes_total", labels.clone()),
+                written: metrics::counter!("kvs_written_bytes_total", labels),
+            }
+        })
     }
 
     /// Records the end of one call.
@@ -113,37 +160,45 @@ impl Observability {
         if !self.metrics {
             return;
         }
-        let labels = vec![
-            Label::new("backend", SharedString::from(self.backend.clone())),
-            Label::new("namespace", SharedString::from(self.namespace.clone())),
-            Label::new("operation", SharedString::const_str(call.operation)),
-        ];
-        let with = |name: &'static str, value: &'static str| {
-            let mut labels = labels.clone();
-            labels.push(Label::new(name, SharedString::const_str(value)));
-            labels
-        };
-        metrics::counter!("kvs_calls_total", with("outcome", outcome)).increment(1);
+        let handles = self.handles(call.operation);
         if let Some(elapsed) = elapsed {
-            metrics::histogram!("kvs_call_seconds", labels.clone()).record(elapsed.as_secs_f64());
+            handles.seconds.record(elapsed.as_secs_f64());
         }
         match result {
             Ok(value) => {
+                handles.ok.increment(1);
                 let read = value.bytes_read();
                 if read > 0 {
-                    metrics::counter!("kvs_read_bytes_total", labels.clone())
-                        .increment(read as u64);
+                    handles.read.increment(read as u64);
                 }
             }
             // A missing key is an answer, not a failure.
-            Err(crate::Error::NotFound) => {}
-            Err(e) => metrics::counter!("kvs_errors_total", with("kind", e.kind())).increment(1),
+            Err(crate::Error::NotFound) => handles.not_found.increment(1),
+            // Failures are rare: their labels are built when they happen.
+            Err(e) => {
+                for (name, label, value) in [
+                    ("kvs_calls_total", "outcome", e.kind()),
+                    ("kvs_errors_total", "kind", e.kind()),
+                ] {
+                    let mut labels = self.labels(call.operation);
+                    labels.push(Label::new(label, SharedString::const_str(value)));
+                    metrics::counter!(name, labels).increment(1);
+                }
+            }
         }
         if call.bytes_written > 0 {
-            metrics::counter!("kvs_written_bytes_total", labels)
-                .increment(call.bytes_written as u64);
+            handles.written.increment(call.bytes_written as u64);
         }
     }
+}
+
+/// One operation's metrics.
+struct Handles {
+    ok: metrics::Counter,
+    not_found: metrics::Counter,
+    seconds: metrics::Histogram,
+    read: metrics::Counter,
+    written: metrics::Counter,
 }
 
 super::layer_wraps_with!(Observability, |layer, inner| ObservabilityStore {
@@ -172,12 +227,16 @@ impl<S: Send + Sync> Around for ObservabilityStore<S> {
         make: impl Fn() -> StoreFuture<'a, T> + Send + Sync + 'a,
     ) -> StoreFuture<'a, T> {
         let layer = &self.layer;
+        // Nothing listens: the call goes straight through.
+        if !layer.metrics && !tracing::enabled!(target: "kvs", tracing::Level::DEBUG) {
+            return make();
+        }
         let span = tracing::debug_span!(
             target: "kvs",
             "kvs",
             backend = &*layer.backend,
             namespace = &*layer.namespace,
-            operation = call.operation,
+            operation = call.operation.name(),
             key = tracing::field::Empty,
         );
         if layer.keys && !span.is_disabled() {

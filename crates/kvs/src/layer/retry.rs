@@ -132,7 +132,7 @@ impl<S: Send + Sync> Around for RetryStore<S> {
                         let pause = layer.pause(attempt);
                         tracing::warn!(
                             target: "kvs",
-                            operation = call.operation,
+                            operation = call.operation.name(),
                             error = e.kind(),
                             attempt,
                             pause_ms = pause.as_millis() as u64,

@@ -87,7 +87,8 @@ impl<S: Send + Sync> Around for TimeoutStore<S> {
                     layer.backend,
                     format!(
                         "{} did not answer within {:?} (the timeout layer)",
-                        call.operation, layer.limit
+                        call.operation.name(),
+                        layer.limit
                     ),
                     "deadline passed",
                 )
