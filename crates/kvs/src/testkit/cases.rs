@@ -670,7 +670,7 @@ pub async fn close_races(h: &dyn Harness) {
 /// some task wrote.
 pub async fn concurrent_tasks(h: &dyn Harness) {
     const TASKS: usize = 64;
-    const OPS: usize = 500;
+    let ops = h.capabilities().concurrent_ops;
     let s = open(h, "concurrency").await;
     let mut tasks = Vec::new();
     for t in 0..TASKS {
@@ -679,7 +679,7 @@ pub async fn concurrent_tasks(h: &dyn Harness) {
             let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
             let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
             let mut shared_written = BTreeSet::new();
-            for i in 0..OPS {
+            for i in 0..ops {
                 let own = format!("c/{t:02}/{}", rng.next() % 16);
                 match rng.next() % 10 {
                     0..=3 => {

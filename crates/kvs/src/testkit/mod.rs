@@ -58,6 +58,11 @@ pub struct Capabilities {
     /// Whether [`Harness::advance`] moves an injected clock (instant) rather
     /// than sleeping. The model test only uses short TTLs when it does.
     pub manual_clock: bool,
+    /// Operations per task in the concurrency case (64 tasks; default
+    /// 500). An emulator that answers a few hundred calls a second (moto)
+    /// runs fewer: the case checks isolation and consistency, which 64
+    /// tasks show at any length, not throughput.
+    pub concurrent_ops: usize,
 }
 
 impl Capabilities {
@@ -69,6 +74,7 @@ impl Capabilities {
             shared_namespaces: false,
             persistent: false,
             manual_clock: true,
+            concurrent_ops: 500,
         }
     }
 }
