@@ -89,6 +89,16 @@ mod memory_observability_timeout_retry {
     kvs::conformance_tests!(harness);
 }
 
+mod memory_stacked {
+    async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+        Some(kvs::testkit::ConfigHarness::from_yaml(
+            &format!("type: memory\n{}", super::PASS_THROUGH),
+            kvs::testkit::Capabilities::new(),
+        ))
+    }
+    kvs::conformance_tests!(harness);
+}
+
 mod sqlite_stacked {
     async fn harness() -> Option<kvs::testkit::ConfigHarness> {
         Some(kvs::testkit::ConfigHarness::in_temp_dir(&format!(
