@@ -1,8 +1,9 @@
 //! The store behind every layer that acts around each call without
-//! touching its arguments (observability, retry, timeout): each says what
-//! to do around one call, and [`around_store!`] makes every method of
-//! [`Store`](crate::Store) go through it.
+//! touching its arguments (observability, retry, timeout): each layer
+//! says what to do around one call, and [`AroundStore`] makes every
+//! method of [`Store`](crate::Store) go through it.
 
+use crate::forward::forward_documents;
 use crate::{Bytes, Entry, StoreFuture};
 use std::time::Duration;
 
@@ -144,270 +145,212 @@ impl Measure for (Vec<Entry>, Option<String>) {
     }
 }
 
-/// `impl Store for $store` where `$store: Around` and has a field `inner`:
-/// every method goes through [`Around::around`] but `scan` (a stream,
-/// built from `list_page` calls that do).
-macro_rules! around_store {
-    ($store:ident) => {
-        #[deny(clippy::missing_trait_methods)]
-        impl<S: $crate::Store> $crate::Store for $store<S> {
-            fn get<'a>(&'a self, key: &'a str) -> $crate::StoreFuture<'a, $crate::Bytes> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::Get,
-                        Some(key),
-                    ),
-                    move || inner.get(key),
-                )
-            }
-
-            fn set<'a>(
-                &'a self,
-                key: &'a str,
-                value: &'a [u8],
-                ttl: Option<std::time::Duration>,
-            ) -> $crate::StoreFuture<'a, ()> {
-                let inner = &self.inner;
-                let call = $crate::layer::around::Call::new(
-                    $crate::layer::around::Operation::Set,
-                    Some(key),
-                )
-                .writing(value.len());
-                self.around(call, move || inner.set(key, value, ttl))
-            }
-
-            fn delete<'a>(&'a self, key: &'a str) -> $crate::StoreFuture<'a, ()> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::Delete,
-                        Some(key),
-                    ),
-                    move || inner.delete(key),
-                )
-            }
-
-            fn exists<'a>(&'a self, key: &'a str) -> $crate::StoreFuture<'a, bool> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::Exists,
-                        Some(key),
-                    ),
-                    move || inner.exists(key),
-                )
-            }
-
-            fn list<'a>(&'a self, prefix: &'a str) -> $crate::StoreFuture<'a, Vec<String>> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new($crate::layer::around::Operation::List, None),
-                    move || inner.list(prefix),
-                )
-            }
-
-            fn count<'a>(&'a self, prefix: &'a str) -> $crate::StoreFuture<'a, usize> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new($crate::layer::around::Operation::Count, None),
-                    move || inner.count(prefix),
-                )
-            }
-
-            fn close(&self) -> $crate::StoreFuture<'_, ()> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new($crate::layer::around::Operation::Close, None),
-                    move || inner.close(),
-                )
-            }
-
-            fn ttl<'a>(
-                &'a self,
-                key: &'a str,
-            ) -> $crate::StoreFuture<'a, Option<std::time::Duration>> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::Ttl,
-                        Some(key),
-                    ),
-                    move || inner.ttl(key),
-                )
-            }
-
-            fn get_many<'a>(
-                &'a self,
-                keys: &'a [&'a str],
-            ) -> $crate::StoreFuture<'a, Vec<Option<$crate::Bytes>>> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::GetMany,
-                        None,
-                    ),
-                    move || inner.get_many(keys),
-                )
-            }
-
-            fn set_many<'a>(
-                &'a self,
-                entries: &'a [(&'a str, &'a [u8])],
-                ttl: Option<std::time::Duration>,
-            ) -> $crate::StoreFuture<'a, ()> {
-                let inner = &self.inner;
-                let bytes = entries.iter().map(|(_, v)| v.len()).sum();
-                let call = $crate::layer::around::Call::new(
-                    $crate::layer::around::Operation::SetMany,
-                    None,
-                )
-                .writing(bytes);
-                self.around(call, move || inner.set_many(entries, ttl))
-            }
-
-            fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> $crate::StoreFuture<'a, usize> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::DeleteMany,
-                        None,
-                    ),
-                    move || inner.delete_many(keys),
-                )
-            }
-
-            fn set_if_absent<'a>(
-                &'a self,
-                key: &'a str,
-                value: &'a [u8],
-                ttl: Option<std::time::Duration>,
-            ) -> $crate::StoreFuture<'a, bool> {
-                let inner = &self.inner;
-                let call = $crate::layer::around::Call::new(
-                    $crate::layer::around::Operation::SetIfAbsent,
-                    Some(key),
-                )
-                .writing(value.len())
-                .not_idempotent();
-                self.around(call, move || inner.set_if_absent(key, value, ttl))
-            }
-
-            fn compare_and_swap<'a>(
-                &'a self,
-                key: &'a str,
-                expected: Option<&'a [u8]>,
-                new: &'a [u8],
-                ttl: Option<std::time::Duration>,
-            ) -> $crate::StoreFuture<'a, bool> {
-                let inner = &self.inner;
-                let call = $crate::layer::around::Call::new(
-                    $crate::layer::around::Operation::CompareAndSwap,
-                    Some(key),
-                )
-                .writing(new.len())
-                .not_idempotent();
-                self.around(call, move || {
-                    inner.compare_and_swap(key, expected, new, ttl)
-                })
-            }
-
-            fn increment<'a>(&'a self, key: &'a str, delta: i64) -> $crate::StoreFuture<'a, i64> {
-                let inner = &self.inner;
-                let call = $crate::layer::around::Call::new(
-                    $crate::layer::around::Operation::Increment,
-                    Some(key),
-                )
-                .not_idempotent();
-                self.around(call, move || inner.increment(key, delta))
-            }
-
-            fn expire<'a>(
-                &'a self,
-                key: &'a str,
-                ttl: std::time::Duration,
-            ) -> $crate::StoreFuture<'a, ()> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::Expire,
-                        Some(key),
-                    ),
-                    move || inner.expire(key, ttl),
-                )
-            }
-
-            fn persist<'a>(&'a self, key: &'a str) -> $crate::StoreFuture<'a, ()> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::Persist,
-                        Some(key),
-                    ),
-                    move || inner.persist(key),
-                )
-            }
-
-            fn list_page<'a>(
-                &'a self,
-                prefix: &'a str,
-                start_after: Option<&'a str>,
-                limit: usize,
-            ) -> $crate::StoreFuture<'a, (Vec<String>, Option<String>)> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::ListPage,
-                        None,
-                    ),
-                    move || inner.list_page(prefix, start_after, limit),
-                )
-            }
-
-            fn scan<'a>(&'a self, prefix: &'a str) -> $crate::KeyStream<'a> {
-                $crate::raw::scan_by_pages(self, prefix)
-            }
-
-            fn entries_page<'a>(
-                &'a self,
-                prefix: &'a str,
-                start_after: Option<&'a str>,
-                limit: usize,
-            ) -> $crate::StoreFuture<'a, (Vec<$crate::Entry>, Option<String>)> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::EntriesPage,
-                        None,
-                    ),
-                    move || inner.entries_page(prefix, start_after, limit),
-                )
-            }
-
-            fn delete_prefix<'a>(&'a self, prefix: &'a str) -> $crate::StoreFuture<'a, usize> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new(
-                        $crate::layer::around::Operation::DeletePrefix,
-                        None,
-                    ),
-                    move || inner.delete_prefix(prefix),
-                )
-            }
-
-            fn clear(&self) -> $crate::StoreFuture<'_, usize> {
-                let inner = &self.inner;
-                self.around(
-                    $crate::layer::around::Call::new($crate::layer::around::Operation::Clear, None),
-                    move || inner.clear(),
-                )
-            }
-        }
-
-        #[deny(clippy::missing_trait_methods)]
-        impl<S: $crate::DocumentStore> $crate::DocumentStore for $store<S> {
-            $crate::forward::forward_documents!(|this| this.inner);
-        }
-    };
+/// A store behind a layer `L` that acts around each call (observability,
+/// retry, timeout): every method goes through the layer's `around` but
+/// `scan`, a stream built from `list_page` calls that do.
+#[derive(Debug, Clone)]
+pub struct AroundStore<S, L> {
+    inner: S,
+    layer: L,
 }
-pub(crate) use around_store;
+
+impl<S, L> AroundStore<S, L> {
+    /// `inner`, each call going through `layer`.
+    pub fn new(inner: S, layer: L) -> AroundStore<S, L> {
+        AroundStore { inner, layer }
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+impl<S: crate::Store, L: Around> crate::Store for AroundStore<S, L> {
+    fn get<'a>(&'a self, key: &'a str) -> crate::StoreFuture<'a, crate::Bytes> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::Get, Some(key)), move || inner.get(key))
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<std::time::Duration>,
+    ) -> crate::StoreFuture<'a, ()> {
+        let inner = &self.inner;
+        let call = Call::new(Operation::Set, Some(key)).writing(value.len());
+        self.layer.around(call, move || inner.set(key, value, ttl))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> crate::StoreFuture<'a, ()> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::Delete, Some(key)), move || {
+                inner.delete(key)
+            })
+    }
+
+    fn exists<'a>(&'a self, key: &'a str) -> crate::StoreFuture<'a, bool> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::Exists, Some(key)), move || {
+                inner.exists(key)
+            })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> crate::StoreFuture<'a, Vec<String>> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::List, None), move || inner.list(prefix))
+    }
+
+    fn count<'a>(&'a self, prefix: &'a str) -> crate::StoreFuture<'a, usize> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::Count, None), move || {
+                inner.count(prefix)
+            })
+    }
+
+    fn close(&self) -> crate::StoreFuture<'_, ()> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::Close, None), move || inner.close())
+    }
+
+    fn ttl<'a>(&'a self, key: &'a str) -> crate::StoreFuture<'a, Option<std::time::Duration>> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::Ttl, Some(key)), move || inner.ttl(key))
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> crate::StoreFuture<'a, Vec<Option<crate::Bytes>>> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::GetMany, None), move || {
+                inner.get_many(keys)
+            })
+    }
+
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<std::time::Duration>,
+    ) -> crate::StoreFuture<'a, ()> {
+        let inner = &self.inner;
+        let bytes = entries.iter().map(|(_, v)| v.len()).sum();
+        let call = Call::new(Operation::SetMany, None).writing(bytes);
+        self.layer
+            .around(call, move || inner.set_many(entries, ttl))
+    }
+
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> crate::StoreFuture<'a, usize> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::DeleteMany, None), move || {
+                inner.delete_many(keys)
+            })
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<std::time::Duration>,
+    ) -> crate::StoreFuture<'a, bool> {
+        let inner = &self.inner;
+        let call = Call::new(Operation::SetIfAbsent, Some(key))
+            .writing(value.len())
+            .not_idempotent();
+        self.layer
+            .around(call, move || inner.set_if_absent(key, value, ttl))
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: &'a [u8],
+        ttl: Option<std::time::Duration>,
+    ) -> crate::StoreFuture<'a, bool> {
+        let inner = &self.inner;
+        let call = Call::new(Operation::CompareAndSwap, Some(key))
+            .writing(new.len())
+            .not_idempotent();
+        self.layer.around(call, move || {
+            inner.compare_and_swap(key, expected, new, ttl)
+        })
+    }
+
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> crate::StoreFuture<'a, i64> {
+        let inner = &self.inner;
+        let call = Call::new(Operation::Increment, Some(key)).not_idempotent();
+        self.layer.around(call, move || inner.increment(key, delta))
+    }
+
+    fn expire<'a>(&'a self, key: &'a str, ttl: std::time::Duration) -> crate::StoreFuture<'a, ()> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::Expire, Some(key)), move || {
+                inner.expire(key, ttl)
+            })
+    }
+
+    fn persist<'a>(&'a self, key: &'a str) -> crate::StoreFuture<'a, ()> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::Persist, Some(key)), move || {
+                inner.persist(key)
+            })
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> crate::StoreFuture<'a, (Vec<String>, Option<String>)> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::ListPage, None), move || {
+                inner.list_page(prefix, start_after, limit)
+            })
+    }
+
+    fn scan<'a>(&'a self, prefix: &'a str) -> crate::KeyStream<'a> {
+        crate::raw::scan_by_pages(self, prefix)
+    }
+
+    fn entries_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> crate::StoreFuture<'a, (Vec<crate::Entry>, Option<String>)> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::EntriesPage, None), move || {
+                inner.entries_page(prefix, start_after, limit)
+            })
+    }
+
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> crate::StoreFuture<'a, usize> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::DeletePrefix, None), move || {
+                inner.delete_prefix(prefix)
+            })
+    }
+
+    fn clear(&self) -> crate::StoreFuture<'_, usize> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::Clear, None), move || inner.clear())
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+impl<S: crate::DocumentStore, L: Around> crate::DocumentStore for AroundStore<S, L> {
+    forward_documents!(|this| this.inner);
+}

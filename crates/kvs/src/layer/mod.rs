@@ -115,6 +115,7 @@ mod timeout;
 mod transform;
 mod ttl_clamp;
 
+pub use around::AroundStore;
 #[cfg(feature = "compression")]
 pub use compression::{Compression, CompressionStore};
 pub use config::{CompressionAlgorithm, EncryptionKeyConfig, LayerConfig};

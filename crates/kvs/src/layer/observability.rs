@@ -1,6 +1,6 @@
 //! The observability layer: a `tracing` span and `metrics` for every call.
 
-use super::around::{around_store, Around, Call, Measure, Operation};
+use super::around::{Around, AroundStore, Call, Measure, Operation};
 use crate::{Result, StoreFuture};
 use metrics::{Label, SharedString};
 use std::sync::{Arc, OnceLock};
@@ -201,32 +201,21 @@ struct Handles {
     written: metrics::Counter,
 }
 
-super::layer_wraps_with!(Observability, |layer, inner| ObservabilityStore {
+super::layer_wraps_with!(Observability, |layer, inner| ObservabilityStore::new(
     inner,
-    layer: layer.clone()
-});
+    layer.clone()
+));
 
 /// A store behind the [`Observability`] layer.
-#[derive(Debug, Clone)]
-pub struct ObservabilityStore<S> {
-    inner: S,
-    layer: Observability,
-}
+pub type ObservabilityStore<S> = AroundStore<S, Observability>;
 
-impl<S> ObservabilityStore<S> {
-    /// `inner`, observed as `layer` says.
-    pub fn new(inner: S, layer: Observability) -> ObservabilityStore<S> {
-        ObservabilityStore { inner, layer }
-    }
-}
-
-impl<S: Send + Sync> Around for ObservabilityStore<S> {
+impl Around for Observability {
     fn around<'a, T: Measure + Send + 'a>(
         &'a self,
         call: Call<'a>,
         make: impl Fn() -> StoreFuture<'a, T> + Send + Sync + 'a,
     ) -> StoreFuture<'a, T> {
-        let layer = &self.layer;
+        let layer = self;
         // Nothing listens: the call goes straight through.
         if !layer.metrics && !tracing::enabled!(target: "kvs", tracing::Level::DEBUG) {
             return make();
@@ -261,5 +250,3 @@ impl<S: Send + Sync> Around for ObservabilityStore<S> {
         }
     }
 }
-
-around_store!(ObservabilityStore);

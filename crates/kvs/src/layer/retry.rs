@@ -1,7 +1,7 @@
 //! The retry layer: a call that failed for a passing reason is tried
 //! again, after a growing, jittered pause.
 
-use super::around::{around_store, Around, Call, Measure};
+use super::around::{Around, AroundStore, Call, Measure};
 use crate::{Error, Result, StoreFuture};
 use std::hash::BuildHasher;
 use std::time::Duration;
@@ -91,27 +91,16 @@ impl Retry {
 super::layer_wraps_with!(Retry, |layer, inner| RetryStore::new(inner, *layer));
 
 /// A store behind the [`Retry`] layer.
-#[derive(Debug, Clone)]
-pub struct RetryStore<S> {
-    inner: S,
-    layer: Retry,
-}
+pub type RetryStore<S> = AroundStore<S, Retry>;
 
-impl<S> RetryStore<S> {
-    /// `inner`, retried as `layer` says.
-    pub fn new(inner: S, layer: Retry) -> RetryStore<S> {
-        RetryStore { inner, layer }
-    }
-}
-
-impl<S: Send + Sync> Around for RetryStore<S> {
+impl Around for Retry {
     fn around<'a, T: Measure + Send + 'a>(
         &'a self,
         call: Call<'a>,
         make: impl Fn() -> StoreFuture<'a, T> + Send + Sync + 'a,
     ) -> StoreFuture<'a, T> {
         let first = make();
-        if !call.idempotent || self.layer.attempts == 1 {
+        if !call.idempotent || self.attempts == 1 {
             return first;
         }
         // An answer at once that needs no retry stays an answer at once.
@@ -122,7 +111,7 @@ impl<S: Send + Sync> Around for RetryStore<S> {
             Ok(result) => StoreFuture::ready(result),
             Err(future) => future,
         };
-        let layer = self.layer;
+        let layer = *self;
         StoreFuture::boxed(async move {
             let mut result = first.await;
             let mut attempt = 1;
@@ -149,8 +138,6 @@ impl<S: Send + Sync> Around for RetryStore<S> {
         })
     }
 }
-
-around_store!(RetryStore);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! The timeout layer: a deadline for every call.
 
-use super::around::{around_store, Around, Call, Measure};
+use super::around::{Around, AroundStore, Call, Measure};
 use crate::{Error, Result, StoreFuture};
 use std::time::Duration;
 
@@ -56,20 +56,9 @@ impl Timeout {
 super::layer_wraps_with!(Timeout, |layer, inner| TimeoutStore::new(inner, *layer));
 
 /// A store behind the [`Timeout`] layer.
-#[derive(Debug, Clone)]
-pub struct TimeoutStore<S> {
-    inner: S,
-    layer: Timeout,
-}
+pub type TimeoutStore<S> = AroundStore<S, Timeout>;
 
-impl<S> TimeoutStore<S> {
-    /// `inner`, each call bounded as `layer` says.
-    pub fn new(inner: S, layer: Timeout) -> TimeoutStore<S> {
-        TimeoutStore { inner, layer }
-    }
-}
-
-impl<S: Send + Sync> Around for TimeoutStore<S> {
+impl Around for Timeout {
     fn around<'a, T: Measure + Send + 'a>(
         &'a self,
         call: Call<'a>,
@@ -79,7 +68,7 @@ impl<S: Send + Sync> Around for TimeoutStore<S> {
             Ok(result) => return StoreFuture::ready(result),
             Err(future) => future,
         };
-        let layer = self.layer;
+        let layer = *self;
         StoreFuture::boxed(async move {
             match tokio::time::timeout(layer.limit, future).await {
                 Ok(result) => result,
@@ -97,5 +86,3 @@ impl<S: Send + Sync> Around for TimeoutStore<S> {
         })
     }
 }
-
-around_store!(TimeoutStore);
