@@ -106,13 +106,21 @@ impl Observability {
         self
     }
 
-    /// The labels of `operation`'s metrics.
-    fn labels(&self, operation: Operation) -> Vec<Label> {
-        vec![
+    /// The labels of `operation`'s metrics, and `extra` (`("outcome", "ok")`).
+    fn labels(
+        &self,
+        operation: Operation,
+        extra: Option<(&'static str, &'static str)>,
+    ) -> Vec<Label> {
+        let mut labels = vec![
             Label::new("backend", SharedString::from(self.backend.clone())),
             Label::new("namespace", SharedString::from(self.namespace.clone())),
             Label::new("operation", SharedString::const_str(operation.name())),
-        ]
+        ];
+        if let Some((name, value)) = extra {
+            labels.push(Label::new(name, SharedString::const_str(value)));
+        }
+        labels
     }
 
     /// `operation`'s metric handles, registered with the recorder on its
@@ -120,18 +128,16 @@ impl Observability {
     /// a label set.
     fn handles(&self, operation: Operation) -> &Handles {
         self.handles[operation as usize].get_or_init(|| {
-            let labels = self.labels(operation);
-            let with = |name: &'static str, value: &'static str| {
-                let mut labels = labels.clone();
-                labels.push(Label::new(name, SharedString::const_str(value)));
-                labels
-            };
+            let labels = |extra| self.labels(operation, extra);
             Handles {
-                ok: metrics::counter!("kvs_calls_total", with("outcome", "ok")),
-                not_found: metrics::counter!("kvs_calls_total", with("outcome", "not_found")),
-                seconds: metrics::histogram!("kvs_call_seconds", labels.clone()),
-                read: metrics::counter!("kvs_read_bytes_total", labels.clone()),
-                written: metrics::counter!("kvs_written_bytes_total", labels),
+                ok: metrics::counter!("kvs_calls_total", labels(Some(("outcome", "ok")))),
+                not_found: metrics::counter!(
+                    "kvs_calls_total",
+                    labels(Some(("outcome", "not_found")))
+                ),
+                seconds: metrics::histogram!("kvs_call_seconds", labels(None)),
+                read: metrics::counter!("kvs_read_bytes_total", labels(None)),
+                written: metrics::counter!("kvs_written_bytes_total", labels(None)),
             }
         })
     }
@@ -176,14 +182,10 @@ impl Observability {
             Err(crate::Error::NotFound) => handles.not_found.increment(1),
             // Failures are rare: their labels are built when they happen.
             Err(e) => {
-                for (name, label, value) in [
-                    ("kvs_calls_total", "outcome", e.kind()),
-                    ("kvs_errors_total", "kind", e.kind()),
-                ] {
-                    let mut labels = self.labels(call.operation);
-                    labels.push(Label::new(label, SharedString::const_str(value)));
-                    metrics::counter!(name, labels).increment(1);
-                }
+                let outcome = self.labels(call.operation, Some(("outcome", e.kind())));
+                metrics::counter!("kvs_calls_total", outcome).increment(1);
+                let kind = self.labels(call.operation, Some(("kind", e.kind())));
+                metrics::counter!("kvs_errors_total", kind).increment(1);
             }
         }
         if call.bytes_written > 0 {
