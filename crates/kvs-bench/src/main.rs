@@ -171,18 +171,53 @@ fn json_line(out: &mut impl std::io::Write, value: &impl serde::Serialize) -> st
     writeln!(out)
 }
 
+/// The directory file backends write to: `--dir`, or a fresh one named
+/// after `what` under the temporary directory (which [`remove_scratch`]
+/// removes).
+fn scratch_dir(args: &BenchArgs, what: &str) -> Result<PathBuf, ExitCode> {
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("kvs-bench-{what}-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| fail(&format!("--dir {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// Removes `dir` unless the user gave it with `--dir`.
+fn remove_scratch(args: &BenchArgs, dir: &std::path::Path) {
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Prints `lines` as JSON lines with `--json`, else as `table`.
+fn print_lines<L: serde::Serialize>(
+    json: bool,
+    lines: &[L],
+    table: impl FnOnce(&[L]) -> String,
+) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        lines.iter().try_for_each(|line| json_line(&mut out, line))
+    } else {
+        write!(out, "{}", table(lines))
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("writing to stdout: {e}")),
+    }
+}
+
 /// `--copy`.
 fn copy(stores: &[String], args: &BenchArgs) -> ExitCode {
     let [url] = stores else {
         return fail("--copy: give the Redis to copy into, once: --store redis://HOST:PORT/DB");
     };
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("kvs-bench-copy-{}", std::process::id())),
+    let dir = match scratch_dir(args, "copy") {
+        Ok(dir) => dir,
+        Err(code) => return code,
     };
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        return fail(&format!("--dir {}: {e}", dir.display()));
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -195,35 +230,19 @@ fn copy(stores: &[String], args: &BenchArgs) -> ExitCode {
         .unwrap_or(if args.quick { 10_000 } else { 100_000 });
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
     let result = runtime.block_on(kvs_bench::copy::run(url, &dir, keys, 100, 1000, rounds));
-    if args.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let lines = match result {
-        Ok(lines) => lines,
-        Err(e) => return fail(&format!("bench --copy: {e}")),
-    };
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = if args.json {
-        lines.iter().try_for_each(|line| json_line(&mut out, line))
-    } else {
-        write!(out, "{}", kvs_bench::copy::table(&lines))
-    };
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("writing to stdout: {e}")),
+    remove_scratch(args, &dir);
+    match result {
+        Ok(lines) => print_lines(args.json, &lines, kvs_bench::copy::table),
+        Err(e) => fail(&format!("bench --copy: {e}")),
     }
 }
 
 /// `--layers`.
 fn layers(args: &BenchArgs) -> ExitCode {
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("kvs-bench-layers-{}", std::process::id())),
+    let dir = match scratch_dir(args, "layers") {
+        Ok(dir) => dir,
+        Err(code) => return code,
     };
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        return fail(&format!("--dir {}: {e}", dir.display()));
-    }
     // One task on one thread: what is measured is the layer's own cost.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -240,22 +259,9 @@ fn layers(args: &BenchArgs) -> ExitCode {
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
     let keys = args.keys.unwrap_or(10_000);
     let result = runtime.block_on(kvs_bench::layers::run(&dir, duration, rounds, keys));
-    if args.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let lines = match result {
-        Ok(lines) => lines,
-        Err(e) => return fail(&format!("bench --layers: {e}")),
-    };
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = if args.json {
-        lines.iter().try_for_each(|line| json_line(&mut out, line))
-    } else {
-        write!(out, "{}", kvs_bench::layers::table(&lines))
-    };
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("writing to stdout: {e}")),
+    remove_scratch(args, &dir);
+    match result {
+        Ok(lines) => print_lines(args.json, &lines, kvs_bench::layers::table),
+        Err(e) => fail(&format!("bench --layers: {e}")),
     }
 }
