@@ -208,12 +208,7 @@ impl LayerConfig {
                 level,
             } => Box::new(Compression::new(*algorithm, *threshold, *level)?),
             #[cfg(not(feature = "compression"))]
-            LayerConfig::Compression { .. } => {
-                return Err(crate::Error::unsupported(
-                    "the compression layer is not compiled in; build kvs with the cargo \
-                     feature `compression` (kvs-cli: `--features compression`)",
-                ))
-            }
+            LayerConfig::Compression { .. } => return Err(not_compiled_in("compression")),
             #[cfg(feature = "encryption")]
             LayerConfig::Encryption {
                 keys,
@@ -236,15 +231,18 @@ impl LayerConfig {
                     .keys(*keys),
             ),
             #[cfg(not(feature = "encryption"))]
-            LayerConfig::Encryption { .. } => {
-                let _ = namespace;
-                return Err(crate::Error::unsupported(
-                    "the encryption layer is not compiled in; build kvs with the cargo \
-                     feature `encryption` (kvs-cli: `--features encryption`)",
-                ));
-            }
+            LayerConfig::Encryption { .. } => return Err(not_compiled_in("encryption")),
         })
     }
+}
+
+/// The error for a layer whose cargo feature (named as the layer) is off.
+#[cfg(not(all(feature = "compression", feature = "encryption")))]
+fn not_compiled_in(layer: &str) -> crate::Error {
+    crate::Error::unsupported(format!(
+        "the {layer} layer is not compiled in; build kvs with the cargo feature `{layer}` \
+         (kvs-cli: `--features {layer}`)"
+    ))
 }
 
 /// `layers:` as a list whose entries are maps (`- limit_size: { ... }`) or
