@@ -172,6 +172,11 @@ impl BlockingStore {
         self.run("expire", self.store.expire(key, ttl))
     }
 
+    /// [`Store::get_and_touch`].
+    pub fn get_and_touch(&self, key: &str, ttl: Duration) -> Result<Bytes> {
+        self.run("get_and_touch", self.store.get_and_touch(key, ttl))
+    }
+
     /// [`Store::persist`].
     pub fn persist(&self, key: &str) -> Result<()> {
         self.run("persist", self.store.persist(key))

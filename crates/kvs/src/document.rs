@@ -291,7 +291,7 @@ impl<S: Store, D: DocSpace> Store for Documents<S, D> {
         get, set, delete, exists, list, count, ttl,
         get_many, set_many, delete_many,
         set_if_absent, compare_and_swap, increment,
-        expire, persist, list_page, scan, entries_page, delete_prefix, clear);
+        expire, get_and_touch, persist, list_page, scan, entries_page, delete_prefix, clear);
 
     fn close(&self) -> StoreFuture<'_, ()> {
         StoreFuture::boxed(async move {

@@ -19,7 +19,7 @@ macro_rules! forward_store {
             get, set, delete, exists, list, count, close, ttl,
             get_many, set_many, delete_many,
             set_if_absent, compare_and_swap, increment,
-            expire, persist, list_page, scan, entries_page, delete_prefix, clear);
+            expire, get_and_touch, persist, list_page, scan, entries_page, delete_prefix, clear);
     };
     (|$this:ident| $inner:expr; $($method:ident),+ $(,)?) => {
         $( $crate::forward::forward_store!(@$method |$this| $inner); )+
@@ -139,6 +139,16 @@ macro_rules! forward_store {
         ) -> $crate::StoreFuture<'a, ()> {
             let $this = self;
             ($inner).expire(key, ttl)
+        }
+    };
+    (@get_and_touch |$this:ident| $inner:expr) => {
+        fn get_and_touch<'a>(
+            &'a self,
+            key: &'a str,
+            ttl: std::time::Duration,
+        ) -> $crate::StoreFuture<'a, $crate::Bytes> {
+            let $this = self;
+            ($inner).get_and_touch(key, ttl)
         }
     };
     (@persist |$this:ident| $inner:expr) => {

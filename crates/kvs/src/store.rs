@@ -173,6 +173,9 @@ pub struct Entry {
 ///     fn expire<'a>(&'a self, _key: &'a str, _ttl: Duration) -> StoreFuture<'a, ()> {
 ///         StoreFuture::ready(Err(Error::NotFound))
 ///     }
+///     fn get_and_touch<'a>(&'a self, _key: &'a str, _ttl: Duration) -> StoreFuture<'a, Bytes> {
+///         StoreFuture::ready(Err(Error::NotFound))
+///     }
 ///     fn list_page<'a>(
 ///         &'a self,
 ///         _prefix: &'a str,
@@ -275,6 +278,30 @@ pub trait Store: Send + Sync {
     /// Gives `key` a new TTL without rewriting its value (`ZERO` removes
     /// the TTL); [`Error::NotFound`](crate::Error::NotFound) if absent.
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()>;
+
+    /// The value of `key`, giving it a new TTL in the same step (`ZERO`
+    /// removes the TTL); [`Error::NotFound`](crate::Error::NotFound) if
+    /// absent or expired, and then nothing changes. Sliding expiry: a
+    /// session read this way lives `ttl` past its last use.
+    ///
+    /// One atomic step on every backend: Redis `GETEX`, one SQLite
+    /// `UPDATE … RETURNING`, one DynamoDB `UpdateItem` returning the item,
+    /// one lock hold in memory and one write-thread step in LevelDB. A
+    /// concurrent `set` lands wholly before or wholly after it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kvs::Result<()> {
+    /// use std::time::Duration;
+    /// let store = kvs::open(&kvs::Config::new(kvs::BackendKind::Memory)).await?;
+    /// store.set("session:42", b"ada", Some(Duration::from_secs(60))).await?;
+    /// let value = store.get_and_touch("session:42", Duration::from_secs(1800)).await?;
+    /// assert_eq!(&value[..], b"ada");
+    /// assert!(store.ttl("session:42").await?.unwrap() > Duration::from_secs(60));
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn get_and_touch<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Bytes>;
 
     /// Removes the TTL of `key`; [`Error::NotFound`](crate::Error::NotFound)
     /// if absent. Provided as `expire(key, Duration::ZERO)`.

@@ -25,6 +25,7 @@ pub(crate) enum Operation {
     CompareAndSwap,
     Increment,
     Expire,
+    GetAndTouch,
     Persist,
     ListPage,
     EntriesPage,
@@ -34,7 +35,7 @@ pub(crate) enum Operation {
 
 impl Operation {
     /// How many there are: `op as usize` is below this.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
 
     /// The method's name.
     pub fn name(self) -> &'static str {
@@ -54,6 +55,7 @@ impl Operation {
             Operation::CompareAndSwap => "compare_and_swap",
             Operation::Increment => "increment",
             Operation::Expire => "expire",
+            Operation::GetAndTouch => "get_and_touch",
             Operation::Persist => "persist",
             Operation::ListPage => "list_page",
             Operation::EntriesPage => "entries_page",
@@ -294,6 +296,18 @@ impl<S: crate::Store, L: Around> crate::Store for AroundStore<S, L> {
         self.layer
             .around(Call::new(Operation::Expire, Some(key)), move || {
                 inner.expire(key, ttl)
+            })
+    }
+
+    fn get_and_touch<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: std::time::Duration,
+    ) -> crate::StoreFuture<'a, crate::Bytes> {
+        let inner = &self.inner;
+        self.layer
+            .around(Call::new(Operation::GetAndTouch, Some(key)), move || {
+                inner.get_and_touch(key, ttl)
             })
     }
 

@@ -67,7 +67,7 @@ impl<S> LimitSizeStore<S> {
 impl<S: Store> Store for LimitSizeStore<S> {
     forward_store!(|this| this.inner;
         get, delete, exists, list, count, close, ttl, get_many, delete_many, increment,
-        expire, persist, list_page, scan, entries_page, delete_prefix, clear);
+        expire, get_and_touch, persist, list_page, scan, entries_page, delete_prefix, clear);
 
     fn set<'a>(
         &'a self,

@@ -1,7 +1,7 @@
 //! The read-only layer: reads pass, every write is refused.
 
 use crate::forward::{forward_documents, forward_store};
-use crate::{Document, DocumentStore, Error, Store, StoreFuture};
+use crate::{Bytes, Document, DocumentStore, Error, Store, StoreFuture};
 use std::time::Duration;
 
 /// Refuses every write with [`Error::ReadOnly`], before any I/O; reads
@@ -109,6 +109,11 @@ impl<S: Store> Store for ReadOnlyStore<S> {
 
     fn persist<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
         refuse("persist")
+    }
+
+    /// Refused: it rewrites the key's TTL.
+    fn get_and_touch<'a>(&'a self, _: &'a str, _: Duration) -> StoreFuture<'a, Bytes> {
+        refuse("get_and_touch")
     }
 
     fn delete_prefix<'a>(&'a self, _: &'a str) -> StoreFuture<'a, usize> {

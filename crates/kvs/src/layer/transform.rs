@@ -141,6 +141,13 @@ impl<S: Store, T: ValueTransform> Store for TransformStore<S, T> {
         StoreFuture::boxed(async move { self.transform.decode(key, self.inner.get(key).await?) })
     }
 
+    fn get_and_touch<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Bytes> {
+        StoreFuture::boxed(async move {
+            self.transform
+                .decode(key, self.inner.get_and_touch(key, ttl).await?)
+        })
+    }
+
     fn set<'a>(
         &'a self,
         key: &'a str,

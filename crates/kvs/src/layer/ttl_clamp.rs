@@ -177,6 +177,12 @@ impl<S: Store> Store for TtlClampStore<S> {
             .expire(key, self.clamp.clamp(Some(ttl)).unwrap_or(Duration::ZERO))
     }
 
+    fn get_and_touch<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, crate::Bytes> {
+        // As `expire`: ZERO means "no TTL", which the clamp may replace.
+        self.inner
+            .get_and_touch(key, self.clamp.clamp(Some(ttl)).unwrap_or(Duration::ZERO))
+    }
+
     fn persist<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         match self.clamp.default {
             Some(default) => self.inner.expire(key, default),

@@ -1565,6 +1565,69 @@ pub async fn expire_and_persist(h: &dyn Harness) {
     );
 }
 
+/// `get_and_touch` reads a value and gives it a new TTL in one step:
+/// sliding expiry. It never revives or creates a key.
+pub async fn get_and_touch_slides_expiry(h: &dyn Harness) {
+    let s = open(h, "touch").await;
+    assert!(matches!(
+        s.get_and_touch("absent", LONG_TTL).await,
+        Err(Error::NotFound)
+    ));
+    assert!(
+        !ok("exists", s.exists("absent").await),
+        "get_and_touch must not create a key"
+    );
+    assert!(matches!(
+        s.get_and_touch("", LONG_TTL).await,
+        Err(Error::InvalidKey { .. })
+    ));
+    set(&*s, "session", b"\x00user\xff", Some(SHORT_TTL)).await;
+    set(&*s, "idle", b"v", Some(SHORT_TTL)).await;
+    set(&*s, "forever", b"f", None).await;
+    let value = ok("get_and_touch", s.get_and_touch("session", LONG_TTL).await);
+    assert_eq!(
+        &value[..],
+        b"\x00user\xff",
+        "get_and_touch returns the value"
+    );
+    let left = ok("ttl", s.ttl("session").await).expect("a TTL after the touch");
+    assert!(
+        left > SHORT_TTL && left <= LONG_TTL,
+        "touched TTL: {left:?}"
+    );
+    let value = ok("get_and_touch", s.get_and_touch("forever", SHORT_TTL).await);
+    assert_eq!(&value[..], b"f");
+    assert!(
+        ok("ttl", s.ttl("forever").await).is_some(),
+        "a touch gives a permanent key a TTL"
+    );
+    ok(
+        "get_and_touch",
+        s.get_and_touch("forever", Duration::ZERO).await,
+    );
+    assert_eq!(
+        ok("ttl", s.ttl("forever").await),
+        None,
+        "ZERO removes the TTL"
+    );
+
+    h.advance(PAST_SHORT_TTL).await;
+    assert_eq!(
+        get(&*s, "session").await.as_deref(),
+        Some(&b"\x00user\xff"[..]),
+        "a touched key outlives its first TTL"
+    );
+    assert!(get(&*s, "idle").await.is_none(), "an untouched key expires");
+    assert!(
+        matches!(
+            s.get_and_touch("idle", LONG_TTL).await,
+            Err(Error::NotFound)
+        ),
+        "an expired key cannot be revived"
+    );
+    assert_eq!(get(&*s, "forever").await.as_deref(), Some(&b"f"[..]));
+}
+
 /// `list_page` pages in byte order with a cursor; `scan` streams the same keys.
 pub async fn paging_and_scan(h: &dyn Harness) {
     use futures_util::StreamExt;

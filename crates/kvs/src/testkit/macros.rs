@@ -84,6 +84,7 @@ macro_rules! __conformance_key_value_cases {
             increment,
             counters_read_as_redis_reads_them,
             expire_and_persist,
+            get_and_touch_slides_expiry,
             paging_and_scan,
             entries_pages,
             delete_prefix_and_clear,

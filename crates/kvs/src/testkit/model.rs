@@ -49,6 +49,8 @@ pub(crate) enum Op {
     Exists(String),
     List(String),
     Count(String),
+    /// `get_and_touch`; `Ttl::None` touches with `ZERO` (no TTL).
+    Touch(String, Ttl),
     Advance,
 }
 
@@ -75,6 +77,7 @@ pub(crate) fn ops(manual_clock: bool) -> impl Strategy<Value = Vec<Op>> {
         prop_oneof![Just(Ttl::None), Just(Ttl::Zero), Just(Ttl::Long)].boxed()
     };
     let advance_weight = if manual_clock { 2 } else { 0 };
+    let touch_ttl = ttl.clone();
     let op = prop_oneof![
         4 => (key(), prop::collection::vec(any::<u8>(), 0..8), ttl).prop_map(|(k, v, t)| Op::Set(k, v, t)),
         2 => key().prop_map(Op::Get),
@@ -82,6 +85,7 @@ pub(crate) fn ops(manual_clock: bool) -> impl Strategy<Value = Vec<Op>> {
         1 => key().prop_map(Op::Exists),
         1 => prefix().prop_map(Op::List),
         1 => prefix().prop_map(Op::Count),
+        1 => (key(), touch_ttl).prop_map(|(k, t)| Op::Touch(k, t)),
         advance_weight => Just(Op::Advance),
     ];
     prop::collection::vec(op, 1..40)
@@ -175,6 +179,22 @@ async fn replay(harness: &dyn Harness, store: &dyn Store, ops: &[Op]) -> Result<
                 let want = model.list(prefix).len();
                 if got != want {
                     return Err(fail(format!("store counts {got}, model counts {want}")));
+                }
+            }
+            Op::Touch(key, ttl) => {
+                let touch = ttl.duration().unwrap_or(Duration::ZERO);
+                let got = match store.get_and_touch(key, touch).await {
+                    Ok(v) => Some(v.to_vec()),
+                    Err(Error::NotFound) => None,
+                    Err(e) => return Err(fail(e.to_string())),
+                };
+                let want = model.live(key).map(<[u8]>::to_vec);
+                if got != want {
+                    return Err(fail(format!("store has {got:?}, model has {want:?}")));
+                }
+                let now = model.now_ms;
+                if let (Some(_), Some((_, deadline))) = (&want, model.entries.get_mut(key)) {
+                    *deadline = ttl.lifetime_ms().map(|ms| now + ms);
                 }
             }
             Op::Advance => {

@@ -50,11 +50,13 @@ use crate::future::check;
 use crate::generic::{last_of_each, validate_all};
 use crate::key::{escape_namespace, normalize_namespace, validate_key, validate_prefix};
 use crate::{DocumentStore, Error, Result, Store, StoreFuture};
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, PutRequest, ReturnValue, Select, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use batches::backoff;
 use bytes::Bytes;
-use items::{holding, values};
+use items::{holding, value_of, values, Item};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,6 +158,52 @@ fn too_large(key: &str, value: &[u8], pk: &str) -> Result<()> {
 fn distinct<'k>(keys: &[&'k str]) -> Vec<&'k str> {
     let mut seen = std::collections::HashSet::with_capacity(keys.len());
     keys.iter().copied().filter(|k| seen.insert(*k)).collect()
+}
+
+impl DynamoDbStore {
+    /// `expire` and `get_and_touch`: one conditional `UpdateItem` ("present
+    /// and live") that sets or removes the deadline and answers with the
+    /// attributes `returning` asks for.
+    async fn touch(
+        &self,
+        key: &str,
+        ttl: Duration,
+        returning: ReturnValue,
+    ) -> Result<Option<Item>> {
+        self.open_check()?;
+        let now = self.now();
+        let deadline = deadline_ms(now, Some(ttl));
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key_of(key)))
+            .return_values(returning)
+            .condition_expression(
+                "attribute_exists(sk) AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
+            );
+        request = if deadline == NEVER {
+            request
+                .update_expression("REMOVE exp, exp_ms")
+                .set_expression_attribute_values(Some(values(&[(
+                    ":now",
+                    AttributeValue::N(now.to_string()),
+                )])))
+        } else {
+            request
+                .update_expression("SET exp = :exp, exp_ms = :exp_ms")
+                .set_expression_attribute_values(Some(values(&[
+                    (":now", AttributeValue::N(now.to_string())),
+                    (":exp", AttributeValue::N((deadline / 1000 + 1).to_string())),
+                    (":exp_ms", AttributeValue::N(deadline.to_string())),
+                ])))
+        };
+        match request.send().await {
+            Ok(out) => Ok(out.attributes),
+            // The condition is "present and live".
+            Err(e) => self.refused("UpdateItem", e).and(Err(Error::NotFound)),
+        }
+    }
 }
 
 impl Store for DynamoDbStore {
@@ -351,39 +399,15 @@ impl Store for DynamoDbStore {
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
         check!(check_ttl(key, Some(ttl)));
         check!(validate_key(key));
+        StoreFuture::boxed(async move { self.touch(key, ttl, ReturnValue::None).await.map(drop) })
+    }
+
+    fn get_and_touch<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Bytes> {
+        check!(check_ttl(key, Some(ttl)));
+        check!(validate_key(key));
         StoreFuture::boxed(async move {
-            self.open_check()?;
-            let now = self.now();
-            let deadline = deadline_ms(now, Some(ttl));
-            let mut request = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(self.key_of(key)))
-                .condition_expression(
-                    "attribute_exists(sk) AND (attribute_not_exists(exp_ms) OR exp_ms >= :now)",
-                );
-            request = if deadline == NEVER {
-                request
-                    .update_expression("REMOVE exp, exp_ms")
-                    .set_expression_attribute_values(Some(values(&[(
-                        ":now",
-                        AttributeValue::N(now.to_string()),
-                    )])))
-            } else {
-                request
-                    .update_expression("SET exp = :exp, exp_ms = :exp_ms")
-                    .set_expression_attribute_values(Some(values(&[
-                        (":now", AttributeValue::N(now.to_string())),
-                        (":exp", AttributeValue::N((deadline / 1000 + 1).to_string())),
-                        (":exp_ms", AttributeValue::N(deadline.to_string())),
-                    ])))
-            };
-            match request.send().await {
-                Ok(_) => Ok(()),
-                // The condition is "present and live".
-                Err(e) => self.refused("UpdateItem", e).and(Err(Error::NotFound)),
-            }
+            let item = self.touch(key, ttl, ReturnValue::AllNew).await?;
+            Ok(item.as_ref().map(value_of).unwrap_or_default())
         })
     }
 

@@ -350,7 +350,15 @@ impl Store for LevelDbStore {
         check!(validate_key(key));
         let key = key.to_owned();
         let expires_at = deadline_ms(self.clock.now_ms(), Some(ttl));
-        self.call(move |db, now| db.expire(key, expires_at, now))
+        self.call(move |db, now| db.get_and_touch(key, expires_at, now).map(drop))
+    }
+
+    fn get_and_touch<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Bytes> {
+        check!(check_ttl(key, Some(ttl)));
+        check!(validate_key(key));
+        let key = key.to_owned();
+        let expires_at = deadline_ms(self.clock.now_ms(), Some(ttl));
+        self.call(move |db, now| db.get_and_touch(key, expires_at, now))
     }
 
     fn list_page<'a>(

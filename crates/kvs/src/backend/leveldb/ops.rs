@@ -142,12 +142,19 @@ impl Worker {
         Ok(next)
     }
 
-    /// Gives a live key the deadline `expires_at`; `NotFound` otherwise.
-    pub(super) fn expire(&mut self, key: String, expires_at: u64, now_ms: u64) -> Result<()> {
+    /// Gives a live key the deadline `expires_at` and answers with its
+    /// value; `NotFound` otherwise. (`expire` is this, value dropped.)
+    pub(super) fn get_and_touch(
+        &mut self,
+        key: String,
+        expires_at: u64,
+        now_ms: u64,
+    ) -> Result<Bytes> {
         let record = self.live_record(&key, now_ms)?.ok_or(Error::NotFound)?;
         let mut pending = self.pending();
         pending.set(self.db()?, key, &record[HEADER..], expires_at);
-        self.write(pending)
+        self.write(pending)?;
+        Ok(Bytes::copy_from_slice(&record[HEADER..]))
     }
 
     /// Up to `limit` live keys under `prefix` after `after`, in key order.

@@ -392,15 +392,21 @@ impl MemoryStore {
     }
 
     fn expire_now(&self, key: &str, ttl: Duration) -> Result<()> {
+        self.get_and_touch_now(key, ttl).map(drop)
+    }
+
+    /// `expire` returning the value: both are one write-lock hold.
+    fn get_and_touch_now(&self, key: &str, ttl: Duration) -> Result<Bytes> {
         validate_key(key)?;
         check_ttl(key, Some(ttl))?;
         let inner = self.open_inner()?;
         let now = inner.now_ms();
         let (hash, shard) = inner.shard(key);
         let mut shard = shard.write();
-        let (i, _) = shard.live(hash, key, now).ok_or(Error::NotFound)?;
+        let (i, slot) = shard.live(hash, key, now).ok_or(Error::NotFound)?;
+        let value = slot.value.clone();
         shard.set_deadline(i, deadline_ms(now, Some(ttl)));
-        Ok(())
+        Ok(value)
     }
 
     fn list_page_now(
@@ -594,6 +600,10 @@ impl Store for MemoryStore {
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
         StoreFuture::ready(self.expire_now(key, ttl))
+    }
+
+    fn get_and_touch<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Bytes> {
+        StoreFuture::ready(self.get_and_touch_now(key, ttl))
     }
 
     fn list_page<'a>(

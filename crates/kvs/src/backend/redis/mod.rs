@@ -399,6 +399,25 @@ impl Store for RedisStore {
         })
     }
 
+    fn get_and_touch<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Bytes> {
+        check!(check_ttl(key, Some(ttl)));
+        check!(validate_key(key));
+        StoreFuture::boxed(async move {
+            // GETEX (Redis 6.2): the read and the new TTL in one command.
+            let mut cmd = redis::cmd("GETEX");
+            cmd.arg(self.key(key));
+            match px(Some(ttl)) {
+                Some(ms) => cmd.arg("PX").arg(ms),
+                None => cmd.arg("PERSIST"),
+            };
+            let value: Option<Vec<u8>> = cmd
+                .query_async(&mut self.conn()?)
+                .await
+                .map_err(|e| self.error("GETEX", e))?;
+            value.map(Bytes::from).ok_or(Error::NotFound)
+        })
+    }
+
     fn list_page<'a>(
         &'a self,
         prefix: &'a str,

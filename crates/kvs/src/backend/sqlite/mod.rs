@@ -99,7 +99,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use writes::{CompareAndSwap, Delete, DeleteMany, DeletePrefix, Expire, Increment, Set, SetMany};
+use writes::{
+    CompareAndSwap, Delete, DeleteMany, DeletePrefix, Expire, GetAndTouch, Increment, Set, SetMany,
+};
 
 const BACKEND: &str = "sqlite";
 /// SQLite's default limit on a string or blob (SQLITE_MAX_LENGTH), less room
@@ -446,6 +448,18 @@ impl Store for SqliteStore {
             now: self.now(),
         };
         self.write(write)
+    }
+
+    fn get_and_touch<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Bytes> {
+        check!(check_ttl(key, Some(ttl)));
+        check!(validate_key(key));
+        let write = GetAndTouch {
+            key: key.to_owned(),
+            expires_at: to_sql_time(deadline_ms(self.clock.now_ms(), Some(ttl))),
+            now: self.now(),
+        };
+        let value = self.write(write);
+        StoreFuture::boxed(async move { value.await.map(Bytes::from) })
     }
 
     fn list_page<'a>(

@@ -226,6 +226,33 @@ impl Write for Expire {
     }
 }
 
+/// `get_and_touch`: `expire` that answers with the value, in the same
+/// statement (`RETURNING`), so no write can land between the two.
+pub(super) struct GetAndTouch {
+    pub(super) key: String,
+    pub(super) expires_at: Option<i64>,
+    pub(super) now: i64,
+}
+
+impl Write for GetAndTouch {
+    type Output = Vec<u8>;
+    const SINGLE_STATEMENT: bool = true;
+
+    fn apply(&self, conn: &Connection, namespace: &str) -> rusqlite::Result<Result<Vec<u8>>> {
+        let value = conn
+            .prepare_cached(
+                "UPDATE kvs SET expires_at = ?3 WHERE namespace = ?1 AND key = ?2 \
+                 AND (expires_at IS NULL OR expires_at >= ?4) RETURNING value",
+            )?
+            .query_row(
+                params![namespace, self.key, self.expires_at, self.now],
+                |row| row.get::<_, Vec<u8>>(0),
+            )
+            .optional()?;
+        Ok(value.ok_or(Error::NotFound))
+    }
+}
+
 /// `delete_prefix`: the keys in `[start, end)`; answers with the number
 /// of live keys deleted.
 pub(super) struct DeletePrefix {
