@@ -129,6 +129,18 @@ pub enum Error {
         message: String,
     },
 
+    /// A cache's loader failed (see [`Cache::get_or_set`](crate::cache::Cache::get_or_set)).
+    /// Every caller that waited on the same load gets this error with the
+    /// same `source`; it is not cached unless negative caching is on.
+    #[error("kvs: loading {} failed: {source}", Shortened(key))]
+    Load {
+        /// The key whose value was being loaded.
+        key: String,
+        /// What the loader returned (or that it panicked).
+        #[source]
+        source: std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
     /// The backend itself failed (I/O error, server error, corrupt file, ...).
     #[error("kvs: {backend} backend failed: {context}: {source}")]
     Backend {
@@ -189,6 +201,7 @@ impl Error {
             Error::InvalidQuery { .. } => "invalid_query",
             Error::ReadOnly { .. } => "read_only",
             Error::Unsupported { .. } => "unsupported",
+            Error::Load { .. } => "load",
             Error::Backend {
                 temporary: true, ..
             } => "temporary",
@@ -204,6 +217,66 @@ impl Error {
             *t = temporary;
         }
         self
+    }
+
+    /// The same error again, for a second caller of one shared outcome
+    /// (the waiters of a cache load). Every field is copied, except that
+    /// a backend error's source becomes its message: the source itself is
+    /// not `Clone`.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::NotFound => Error::NotFound,
+            Error::Closed => Error::Closed,
+            Error::InvalidKey { key, reason } => Error::InvalidKey {
+                key: key.clone(),
+                reason: reason.clone(),
+            },
+            Error::InvalidNamespace { namespace, reason } => Error::InvalidNamespace {
+                namespace: namespace.clone(),
+                reason: reason.clone(),
+            },
+            Error::InvalidConfig { message } => Error::config(message.clone()),
+            Error::NoStore { path } => Error::NoStore { path: path.clone() },
+            Error::ValueTooLarge {
+                backend,
+                key,
+                size,
+                limit,
+            } => Error::ValueTooLarge {
+                backend,
+                key: key.clone(),
+                size: *size,
+                limit: *limit,
+            },
+            Error::InvalidValue { key, reason } => Error::InvalidValue {
+                key: key.clone(),
+                reason: reason.clone(),
+            },
+            Error::InvalidTtl { key, ttl } => Error::InvalidTtl {
+                key: key.clone(),
+                ttl: *ttl,
+            },
+            Error::InvalidQuery { message } => Error::InvalidQuery {
+                message: message.clone(),
+            },
+            Error::ReadOnly { operation } => Error::ReadOnly { operation },
+            Error::Unsupported { message } => Error::unsupported(message.clone()),
+            Error::Load { key, source } => Error::Load {
+                key: key.clone(),
+                source: std::sync::Arc::clone(source),
+            },
+            Error::Backend {
+                backend,
+                context,
+                source,
+                temporary,
+            } => Error::Backend {
+                backend,
+                context: context.clone(),
+                source: source.to_string().into(),
+                temporary: *temporary,
+            },
+        }
     }
 
     /// An [`Error::InvalidConfig`] with the given message.

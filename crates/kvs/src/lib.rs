@@ -56,6 +56,7 @@
 
 mod backend;
 pub mod blocking;
+pub mod cache;
 mod config;
 mod copy;
 mod deadline;

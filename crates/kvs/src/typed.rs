@@ -192,7 +192,7 @@ where
     }
 }
 
-fn encode<T: Serialize, C: Codec>(key: &str, value: &T) -> Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize, C: Codec>(key: &str, value: &T) -> Result<Vec<u8>> {
     C::encode(value).map_err(|e| Error::InvalidValue {
         key: key.to_owned(),
         reason: format!(
@@ -203,7 +203,7 @@ fn encode<T: Serialize, C: Codec>(key: &str, value: &T) -> Result<Vec<u8>> {
     })
 }
 
-fn decode<T: DeserializeOwned, C: Codec>(key: &str, bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned, C: Codec>(key: &str, bytes: &[u8]) -> Result<T> {
     C::decode(bytes).map_err(|e| Error::InvalidValue {
         key: key.to_owned(),
         reason: format!(

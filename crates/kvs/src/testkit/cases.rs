@@ -1628,6 +1628,99 @@ pub async fn get_and_touch_slides_expiry(h: &dyn Harness) {
     assert_eq!(get(&*s, "forever").await.as_deref(), Some(&b"f"[..]));
 }
 
+/// The cache over this backend: 200 concurrent misses across two caches
+/// (two stores of one namespace where the backend shares them, as two
+/// processes would) run one load; tags drop exactly the values they
+/// carry; a failure is reported and not kept.
+pub async fn cache_single_flight_and_tags(h: &dyn Harness) {
+    use crate::cache::{Cache, Lease};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let a = open(h, "cache").await;
+    let b = if h.capabilities().shared_namespaces {
+        open(h, "cache").await
+    } else {
+        Arc::clone(&a)
+    };
+    let lease = Lease {
+        poll: Duration::from_millis(2),
+        max_poll: Duration::from_millis(20),
+        ..Lease::default()
+    };
+    let caches = [
+        Cache::builder(a).distributed(lease).build(),
+        Cache::builder(b).distributed(lease).build(),
+    ];
+    let runs = Arc::new(AtomicUsize::new(0));
+    let callers: Vec<_> = (0..200)
+        .map(|i| {
+            let cache = caches[i % 2].clone();
+            let runs = Arc::clone(&runs);
+            tokio::spawn(async move {
+                cache
+                    .get_or_set("report", None, move || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok::<_, Error>("loaded once")
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for caller in callers {
+        let value = ok("get_or_set", caller.await.expect("a caller panicked"));
+        assert_eq!(&value[..], b"loaded once");
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "200 concurrent misses must load once"
+    );
+
+    let [one, other] = &caches;
+    ok(
+        "set_tagged",
+        one.set_tagged("u42:profile", b"p", None, &["user:42"])
+            .await,
+    );
+    ok(
+        "set_tagged",
+        one.set_tagged("u42:orders", b"o", None, &["user:42", "orders"])
+            .await,
+    );
+    ok(
+        "set_tagged",
+        one.set_tagged("u7:orders", b"o7", None, &["user:7", "orders"])
+            .await,
+    );
+    ok("invalidate_tag", other.invalidate_tag("user:42").await);
+    for dropped in ["u42:profile", "u42:orders"] {
+        assert!(
+            matches!(one.get(dropped).await, Err(Error::NotFound)),
+            "invalidate_tag must drop {dropped}"
+        );
+    }
+    assert_eq!(
+        &ok("get", one.get("u7:orders").await)[..],
+        b"o7",
+        "other tags stay"
+    );
+    assert_eq!(&ok("get", other.get("report").await)[..], b"loaded once");
+
+    let failed = one
+        .get_or_set("broken", None, || async {
+            Err::<Bytes, _>("upstream down")
+        })
+        .await;
+    assert!(
+        matches!(&failed, Err(Error::Load { source, .. }) if source.to_string() == "upstream down"),
+        "a loader's error is Error::Load: {failed:?}"
+    );
+    let retried = one
+        .get_or_set("broken", None, || async { Ok::<_, Error>("recovered") })
+        .await;
+    assert_eq!(&ok("get_or_set after a failure", retried)[..], b"recovered");
+}
+
 /// `list_page` pages in byte order with a cursor; `scan` streams the same keys.
 pub async fn paging_and_scan(h: &dyn Harness) {
     use futures_util::StreamExt;

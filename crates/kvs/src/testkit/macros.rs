@@ -93,6 +93,7 @@ macro_rules! __conformance_key_value_cases {
             close_races,
             concurrent_tasks,
             atomic_under_concurrency,
+            cache_single_flight_and_tags,
         );
     };
 }
