@@ -147,12 +147,46 @@ pub struct MemoryConfig {
     /// only frees their memory. `0` turns the sweep off.
     #[serde(deserialize_with = "de_duration")]
     pub cleanup_interval: Duration,
+    /// The most entries the store holds (none by default). A write that
+    /// would go past it first evicts entries (expired ones first, then
+    /// the least recently read, by the CLOCK algorithm): a bounded cache.
+    pub max_entries: Option<usize>,
+    /// The most bytes of keys and values the store holds (none by
+    /// default), kept as `max_entries` is. A value larger than this is
+    /// [`Error::ValueTooLarge`](crate::Error::ValueTooLarge).
+    pub max_bytes: Option<usize>,
 }
 
 impl Default for MemoryConfig {
     fn default() -> MemoryConfig {
         MemoryConfig {
             cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
+            max_entries: None,
+            max_bytes: None,
+        }
+    }
+}
+
+impl MemoryConfig {
+    /// The default settings with a bound of `max_entries` entries.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kvs::Result<()> {
+    /// use kvs::{MemoryConfig, MemoryStore, Store};
+    /// let store = MemoryStore::new("l1", MemoryConfig::bounded(2))?;
+    /// for key in ["a", "b", "c"] {
+    ///     store.set(key, b"v", None).await?;
+    /// }
+    /// assert_eq!(store.count("").await?, 2);
+    /// assert_eq!(store.evictions(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn bounded(max_entries: usize) -> MemoryConfig {
+        MemoryConfig {
+            max_entries: Some(max_entries),
+            ..MemoryConfig::default()
         }
     }
 }

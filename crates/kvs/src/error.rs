@@ -331,7 +331,7 @@ impl Error {
 }
 
 /// Displays a user-supplied string quoted, escaped and cut to a readable length.
-struct Shortened<'a>(&'a str);
+pub(crate) struct Shortened<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Shortened<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -40,6 +40,7 @@
 //! `shard.rs` (a shard and its invariants), `sweeper.rs` (the sweep
 //! thread), `tests.rs` (the tests that need the internals).
 
+mod bounds;
 mod shard;
 mod sweeper;
 #[cfg(test)]
@@ -53,6 +54,7 @@ use crate::generic::{next_counter, optional, validate_all};
 use crate::key::{normalize_namespace, validate_key, validate_prefix};
 use crate::DocumentStore;
 use crate::{Error, Result, Store, StoreFuture};
+use bounds::{cost, Bounds};
 use bytes::Bytes;
 use compact_str::CompactString;
 use parking_lot::{Mutex, RwLock};
@@ -98,6 +100,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Set once by `close`; every operation checks it first.
     closed: AtomicBool,
+    /// `max_entries`/`max_bytes`, if set (see `bounds.rs`).
+    bounds: Option<Arc<Bounds>>,
 }
 
 impl MemoryStore {
@@ -115,9 +119,20 @@ impl MemoryStore {
         config: MemoryConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<MemoryStore> {
+        let namespace = normalize_namespace(namespace)?;
+        let bounds = (config.max_entries.is_some() || config.max_bytes.is_some()).then(|| {
+            Arc::new(Bounds::new(
+                config.max_entries,
+                config.max_bytes,
+                &namespace,
+            ))
+        });
         let inner = Arc::new(Inner {
-            namespace: normalize_namespace(namespace)?,
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(Shard::with_bounds(bounds.clone())))
+                .collect(),
+            namespace,
+            bounds,
             hasher: KeyHasher(foldhash::fast::FixedState::with_seed(0x6b76_735f_6d65_6d31)),
             clock,
             closed: AtomicBool::new(false),
@@ -168,8 +183,10 @@ impl MemoryStore {
     ) -> Result<Arc<dyn DocumentStore>> {
         let keys = MemoryStore::with_clock(namespace, config.clone(), Arc::clone(&clock))?;
         // Documents never expire, so their map needs no sweep thread.
+        // Nor a bound: documents are data, not a cache.
         let docs_config = MemoryConfig {
             cleanup_interval: Duration::ZERO,
+            ..MemoryConfig::default()
         };
         let docs = MemoryStore::with_clock(namespace, docs_config, Arc::clone(&clock))?;
         Ok(Arc::new(Documents::new(keys, docs, clock)))
@@ -187,6 +204,20 @@ impl MemoryStore {
     /// has run.
     pub fn purge_expired(&self) -> usize {
         self.inner.purge_expired()
+    }
+
+    /// How many entries the bound (`max_entries`, `max_bytes`) has evicted
+    /// so far; 0 for an unbounded store. Also counted in the metric
+    /// `kvs_evictions_total{backend="memory", namespace}`.
+    pub fn evictions(&self) -> u64 {
+        self.inner.bounds.as_ref().map_or(0, |b| b.evictions())
+    }
+
+    /// The entries and bytes (keys and values) counted against the bound,
+    /// `None` for an unbounded store. Never above `max_entries` and
+    /// `max_bytes`.
+    pub fn usage(&self) -> Option<(usize, usize)> {
+        self.inner.bounds.as_ref().map(|b| b.usage())
     }
 
     /// Whether the background sweep thread is still running.
@@ -242,6 +273,63 @@ impl Inner {
         removed
     }
 
+    /// Counts an entry of `bytes` against the bound, evicting entries
+    /// (from `home` first, then the other shards) until it fits; a no-op
+    /// without a bound. Takes no lock the caller holds: call it before
+    /// locking the shard the entry goes to.
+    fn reserve(&self, key: &str, bytes: usize, home: u64) -> Result<()> {
+        let Some(bounds) = &self.bounds else {
+            return Ok(());
+        };
+        if bytes > bounds.max_bytes {
+            return Err(Error::ValueTooLarge {
+                backend: "memory",
+                key: key.to_owned(),
+                size: bytes,
+                limit: bounds.max_bytes,
+            });
+        }
+        let home = KeyHasher::shard(home);
+        let mut idle_rounds = 0u32;
+        while !bounds.try_reserve(bytes) {
+            let now = self.now_ms();
+            // One turn of each shard's hand, the home shard's first, and
+            // a second if the first found every entry read (it cleared
+            // their marks): the hands move on together like one CLOCK.
+            let evicted = (0..2 * SHARDS).find_map(|k| {
+                let shard = &self.shards[(home + k) % SHARDS];
+                shard.write().evict_one(&self.hasher, now)
+            });
+            match evicted {
+                Some(slot) => {
+                    bounds.count_eviction();
+                    drop(slot);
+                }
+                // Everything counted is a reservation of a write in
+                // flight: it lands in a moment, and is then evictable.
+                None => {
+                    idle_rounds += 1;
+                    if idle_rounds > 100_000 {
+                        return Err(Error::backend(
+                            "memory",
+                            format!("making room for {}", crate::error::Shortened(key)),
+                            "every entry is held by a write in flight",
+                        ));
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back a reservation (or the part of one) not used.
+    fn unreserve(&self, entries: usize, bytes: usize) {
+        if let Some(bounds) = &self.bounds {
+            bounds.release(entries, bytes);
+        }
+    }
+
     fn matching_count(&self, prefix: &str) -> usize {
         let now = self.now_ms();
         self.shards
@@ -260,7 +348,12 @@ impl MemoryStore {
         let (hash, shard) = inner.shard(key);
         let shard = shard.read();
         match shard.get(hash, key) {
-            Some(slot) if slot.is_live(|| inner.now_ms()) => Ok(slot.value.clone()),
+            Some(slot) if slot.is_live(|| inner.now_ms()) => {
+                if inner.bounds.is_some() {
+                    slot.mark_read();
+                }
+                Ok(slot.value.clone())
+            }
             _ => Err(Error::NotFound),
         }
     }
@@ -277,6 +370,7 @@ impl MemoryStore {
         // releasing it, so the lock is held only to swap them.
         let value = Bytes::copy_from_slice(value);
         let (hash, shard) = inner.shard(key);
+        inner.reserve(key, cost(key.len(), value.len()), hash)?;
         let old = shard
             .write()
             .insert(&inner.hasher, hash, key, value, expires_at);
@@ -364,9 +458,13 @@ impl MemoryStore {
         let now = inner.now_ms();
         let value = Bytes::copy_from_slice(new);
         let (hash, shard) = inner.shard(key);
+        let reserved = cost(key.len(), value.len());
+        inner.reserve(key, reserved, hash)?;
         let mut shard = shard.write();
         let current = shard.live(hash, key, now).map(|(_, slot)| &slot.value[..]);
         if current != expected {
+            drop(shard);
+            inner.unreserve(1, reserved);
             return Ok(false);
         }
         let old = shard.insert(&inner.hasher, hash, key, value, deadline_ms(now, ttl));
@@ -380,13 +478,26 @@ impl MemoryStore {
         let inner = self.open_inner()?;
         let now = inner.now_ms();
         let (hash, shard) = inner.shard(key);
+        // The new value is not known before the lock: reserve the longest
+        // a counter can be (`-9223372036854775808`), give back the rest.
+        let reserved = cost(key.len(), 20);
+        inner.reserve(key, reserved, hash)?;
         let mut shard = shard.write();
         let current = shard.live(hash, key, now).map(|(_, slot)| slot);
-        let next = next_counter(key, current.map(|slot| &slot.value[..]), delta)?;
+        let next = match next_counter(key, current.map(|slot| &slot.value[..]), delta) {
+            Ok(next) => next,
+            Err(e) => {
+                drop(shard);
+                inner.unreserve(1, reserved);
+                return Err(e);
+            }
+        };
         let expires_at = current.map_or(NEVER, |slot| slot.expires_at);
         let value = Bytes::from(next.to_string());
+        let unused = reserved - cost(key.len(), value.len());
         let old = shard.insert(&inner.hasher, hash, key, value, expires_at);
         drop(shard);
+        inner.unreserve(0, unused);
         drop(old);
         Ok(next)
     }
@@ -404,6 +515,7 @@ impl MemoryStore {
         let (hash, shard) = inner.shard(key);
         let mut shard = shard.write();
         let (i, slot) = shard.live(hash, key, now).ok_or(Error::NotFound)?;
+        slot.mark_read();
         let value = slot.value.clone();
         shard.set_deadline(i, deadline_ms(now, Some(ttl)));
         Ok(value)

@@ -1,6 +1,7 @@
 //! One shard of a [`MemoryStore`](super::MemoryStore): a slab of slots, a
 //! hash index and an ordered index over it, and the shard's deadlines.
 
+use super::bounds::{cost, Bounds};
 use crate::deadline::{is_live, NEVER};
 use bytes::Bytes;
 use compact_str::CompactString;
@@ -8,6 +9,8 @@ use hashbrown::HashTable;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Number of shards; a power of two so that picking one is a mask.
 pub(super) const SHARDS: usize = 64;
@@ -38,6 +41,9 @@ impl KeyHasher {
 /// 2. `expirations` holds `(d, i)` exactly when slot `i` is occupied and its
 ///    `expires_at == d != NEVER`. The sweep relies on this to find expired
 ///    entries without scanning, and never to remove a newer value.
+/// 3. With `bounds`, every occupied slot is counted there (the writer
+///    reserved it); `insert` gives back a replaced entry and `remove_slot`
+///    a removed one, so nothing is counted twice or left counted.
 #[derive(Default)]
 pub(super) struct Shard {
     slots: Vec<Option<Slot>>,
@@ -47,6 +53,10 @@ pub(super) struct Shard {
     /// Slot numbers by key, in byte order, for prefix listing.
     pub(super) order: BTreeMap<CompactString, u32>,
     expirations: BTreeSet<(u64, u32)>,
+    /// The store's bound, if it has one (see `bounds.rs`).
+    bounds: Option<Arc<Bounds>>,
+    /// The CLOCK hand: the slot eviction looks at next.
+    hand: usize,
 }
 
 pub(super) struct Slot {
@@ -54,15 +64,33 @@ pub(super) struct Slot {
     pub(super) value: Bytes,
     /// Milliseconds since the epoch; [`NEVER`] for no TTL.
     pub(super) expires_at: u64,
+    /// Read since the CLOCK hand last passed (eviction spares it once).
+    referenced: AtomicBool,
 }
 
 impl Slot {
+    /// Marks the slot as read, for eviction. Only a bounded store's reads
+    /// call this; the load first keeps a hot slot's cache line shared.
+    pub(super) fn mark_read(&self) {
+        if !self.referenced.load(Ordering::Relaxed) {
+            self.referenced.store(true, Ordering::Relaxed);
+        }
+    }
+
     pub(super) fn is_live(&self, now: impl FnOnce() -> u64) -> bool {
         self.expires_at == NEVER || is_live(self.expires_at, now())
     }
 }
 
 impl Shard {
+    /// An empty shard counting its entries against `bounds`.
+    pub(super) fn with_bounds(bounds: Option<Arc<Bounds>>) -> Shard {
+        Shard {
+            bounds,
+            ..Shard::default()
+        }
+    }
+
     pub(super) fn find(&self, hash: u64, key: &str) -> Option<u32> {
         let slots = &self.slots;
         self.index
@@ -101,13 +129,18 @@ impl Shard {
                 }
                 slot.expires_at = expires_at;
             }
-            return Some(std::mem::replace(&mut slot.value, value));
+            let old = std::mem::replace(&mut slot.value, value);
+            if let Some(bounds) = &self.bounds {
+                bounds.release(1, cost(key.len(), old.len()));
+            }
+            return Some(old);
         }
         let key = CompactString::from(key);
         let slot = Slot {
             key: key.clone(),
             value,
             expires_at,
+            referenced: AtomicBool::new(false),
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -188,7 +221,38 @@ impl Shard {
             self.expirations.remove(&(slot.expires_at, i));
         }
         self.free.push(i);
+        if let Some(bounds) = &self.bounds {
+            bounds.release(1, cost(slot.key.len(), slot.value.len()));
+        }
         Some(slot)
+    }
+
+    /// Removes one entry to make room: an expired one if there is one,
+    /// else the first the CLOCK hand finds unread since it last passed,
+    /// in one turn of the hand (clearing the marks it passes). `None` if
+    /// every entry was read (try another shard, or this one again) or the
+    /// shard is empty.
+    pub(super) fn evict_one(&mut self, hasher: &KeyHasher, now_ms: u64) -> Option<Slot> {
+        if let Some(&(deadline, i)) = self.expirations.first() {
+            if !is_live(deadline, now_ms) {
+                let hash = self.slot(i).map_or(0, |s| hasher.hash(&s.key));
+                return self.remove_slot(hash, i);
+            }
+        }
+        let n = self.slots.len();
+        for _ in 0..n {
+            let i = self.hand % n;
+            self.hand = i + 1;
+            let Some(slot) = self.slots.get(i).and_then(Option::as_ref) else {
+                continue;
+            };
+            if slot.referenced.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            let hash = hasher.hash(&slot.key);
+            return self.remove_slot(hash, i as u32);
+        }
+        None
     }
 
     pub(super) fn remove(&mut self, hash: u64, key: &str) -> Option<Slot> {
@@ -232,6 +296,17 @@ impl Shard {
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.order.len()
+    }
+
+    /// The entries and their cost, as the bound counts them.
+    #[cfg(test)]
+    pub(super) fn usage(&self) -> (usize, usize) {
+        let occupied = self.slots.iter().flatten();
+        let bytes = occupied
+            .clone()
+            .map(|s| cost(s.key.len(), s.value.len()))
+            .sum();
+        (occupied.count(), bytes)
     }
 
     /// How many deadlines the shard tracks.

@@ -5,14 +5,25 @@ fn store_with_clock(interval: Duration) -> (MemoryStore, ManualClock) {
     let clock = ManualClock::new(1_000_000);
     let config = MemoryConfig {
         cleanup_interval: interval,
+        ..MemoryConfig::default()
     };
     let store = MemoryStore::with_clock("t", config, Arc::new(clock.clone())).unwrap();
     (store, clock)
 }
 
 fn check(store: &MemoryStore) {
+    let mut held = (0, 0);
     for shard in store.inner.shards.iter() {
-        shard.read().check_invariants(&store.inner.hasher);
+        let shard = shard.read();
+        shard.check_invariants(&store.inner.hasher);
+        let (entries, bytes) = shard.usage();
+        held = (held.0 + entries, held.1 + bytes);
+    }
+    if let Some(counted) = store.usage() {
+        assert_eq!(
+            counted, held,
+            "invariant 3: the bound counts what the shards hold"
+        );
     }
 }
 
@@ -159,4 +170,173 @@ fn sweep_thread_ends_when_the_store_is_dropped() {
 fn no_sweep_thread_when_interval_is_zero() {
     let (store, _) = store_with_clock(Duration::ZERO);
     assert!(!store.sweeper_running());
+}
+
+// ---- the bound (max_entries, max_bytes) --------------------------------
+
+fn bounded(max_entries: Option<usize>, max_bytes: Option<usize>) -> (MemoryStore, ManualClock) {
+    let clock = ManualClock::new(1_000_000);
+    let config = MemoryConfig {
+        cleanup_interval: Duration::ZERO,
+        max_entries,
+        max_bytes,
+    };
+    let store = MemoryStore::with_clock("t", config, Arc::new(clock.clone())).unwrap();
+    (store, clock)
+}
+
+#[test]
+fn the_bound_holds_under_64_writing_threads() {
+    const BOUND: usize = 1_000;
+    let (store, _clock) = bounded(Some(BOUND), Some(BOUND * 40));
+    let store = Arc::new(store);
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (store, done) = (Arc::clone(&store), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(Ordering::Acquire) {
+                let (entries, bytes) = store.usage().unwrap();
+                assert!(
+                    entries <= BOUND && bytes <= BOUND * 40,
+                    "{entries} entries, {bytes} bytes"
+                );
+                // All the read locks at once: a consistent count (writers
+                // hold one lock at a time).
+                let shards: Vec<_> = store.inner.shards.iter().map(|s| s.read()).collect();
+                peak = peak.max(shards.iter().map(|s| s.len()).sum::<usize>());
+            }
+            peak
+        })
+    };
+    let writers: Vec<_> = (0..64)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..2_000u32 {
+                    let key = format!("t{t}:{}", i % 700);
+                    let value = vec![b'v'; (i % 30) as usize];
+                    match i % 5 {
+                        0 => drop(store.increment_now(&format!("n{t}:{}", i % 50), 1)),
+                        1 => drop(store.compare_and_swap_now(&key, None, &value, None)),
+                        2 => drop(store.get_now(&key)),
+                        _ => store.set_now(&key, &value, None).unwrap(),
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    done.store(true, Ordering::Release);
+    let peak = watcher.join().unwrap();
+    assert!(peak <= BOUND, "the shards held {peak} entries");
+    assert!(store.evictions() > 0);
+    check(&store);
+    assert!(entries_len(&store) <= BOUND);
+}
+
+#[tokio::test]
+async fn entries_read_since_the_hand_passed_survive_eviction() {
+    let (store, _clock) = bounded(Some(64 * 4), None);
+    for i in 0..64 * 4 {
+        store.set(&format!("k{i}"), b"v", None).await.unwrap();
+    }
+    let hot: Vec<String> = (0..64 * 4).step_by(8).map(|i| format!("k{i}")).collect();
+    for round in 0..64 * 4 {
+        for key in &hot {
+            store.get(key).await.unwrap();
+        }
+        store.set(&format!("new{round}"), b"v", None).await.unwrap();
+    }
+    for key in &hot {
+        assert!(
+            store.exists(key).await.unwrap(),
+            "{key}, read every round, was evicted"
+        );
+    }
+    assert_eq!(store.count("").await.unwrap(), 64 * 4);
+    check(&store);
+}
+
+#[tokio::test]
+async fn expired_entries_go_first() {
+    let (store, clock) = bounded(Some(10), None);
+    for i in 0..5 {
+        store
+            .set(&format!("short{i}"), b"v", Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        store.set(&format!("long{i}"), b"v", None).await.unwrap();
+    }
+    clock.advance(Duration::from_secs(2));
+    for i in 0..5 {
+        store.set(&format!("new{i}"), b"v", None).await.unwrap();
+    }
+    for i in 0..5 {
+        assert!(store.exists(&format!("long{i}")).await.unwrap());
+    }
+    assert_eq!(store.count("").await.unwrap(), 10);
+    check(&store);
+}
+
+#[tokio::test]
+async fn max_bytes_counts_keys_and_values() {
+    let (store, _clock) = bounded(None, Some(100));
+    let too_big = vec![0u8; 100];
+    store.set("keep", b"1234", None).await.unwrap();
+    assert!(matches!(
+        store.set("big", &too_big, None).await,
+        Err(Error::ValueTooLarge {
+            size: 103,
+            limit: 100,
+            ..
+        })
+    ));
+    assert_eq!(
+        &store.get("keep").await.unwrap()[..],
+        b"1234",
+        "a refusal changes nothing"
+    );
+    for i in 0..20 {
+        store
+            .set(&format!("k{i:02}"), &[b'x'; 7], None)
+            .await
+            .unwrap();
+        let (_, bytes) = store.usage().unwrap();
+        assert!(bytes <= 100, "{bytes} bytes");
+    }
+    assert_eq!(
+        store.usage().unwrap(),
+        (10, 100),
+        "ten entries of 3 + 7 bytes"
+    );
+    check(&store);
+    store.delete_prefix("").await.unwrap();
+    assert_eq!(store.usage().unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn counters_and_swaps_are_counted_exactly() {
+    let (store, _clock) = bounded(Some(1_000), Some(100_000));
+    for i in 0..500i64 {
+        store
+            .increment("n", if i % 2 == 0 { 1_000_000_007 } else { -3 })
+            .await
+            .unwrap();
+        store
+            .compare_and_swap("c", None, b"first", None)
+            .await
+            .unwrap();
+        store
+            .compare_and_swap("c", Some(b"nope"), b"x", None)
+            .await
+            .unwrap();
+        let _ = store.increment("c", 1).await;
+    }
+    check(&store);
+    store.delete("n").await.unwrap();
+    store.delete("c").await.unwrap();
+    assert_eq!(store.usage().unwrap(), (0, 0));
 }
