@@ -123,6 +123,27 @@ mod redis_stacked {
     kvs::conformance_tests!(harness);
 }
 
+/// The suite through a tiered store (a bounded local tier over Redis, kept
+/// coherent by the bus on the same server): the local tier changes no
+/// answer of the contract.
+mod redis_tiered {
+    async fn harness() -> Option<kvs::testkit::ConfigHarness> {
+        let mut caps = kvs::testkit::Capabilities::new();
+        caps.shared_namespaces = true;
+        caps.persistent = true;
+        caps.manual_clock = false;
+        let url = kvs::testkit::env::server("KVS_TEST_REDIS_URL", "redis")?;
+        let tiered = kvs::layer::LayerConfig::Tiered {
+            max_entries: Some(1_000),
+            max_bytes: None,
+            ttl: None,
+            bus: Some(kvs::cache::BusUrl(url.clone())),
+        };
+        Some(kvs::testkit::ConfigHarness::from_urls(&[&url], caps).with_layers(&[tiered]))
+    }
+    kvs::conformance_tests!(harness);
+}
+
 async fn open(yaml: &str) -> Arc<dyn kvs::DocumentStore> {
     let config = Config::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     kvs::open_documents(&config)

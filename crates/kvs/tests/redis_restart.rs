@@ -477,3 +477,177 @@ async fn retry_hides_dropped_connections_that_the_bare_store_reports() {
     bare.close().await.expect("close");
     stop(port);
 }
+
+// ---- tiered stores kept coherent by the invalidation bus --------------
+
+fn tiered_layers(port: u16) -> String {
+    format!(
+        "[{{ tiered: {{ max_entries: 1000, ttl: 60s, bus: \"redis://127.0.0.1:{port}/0\" }} }}]"
+    )
+}
+
+fn micros_now() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros()
+}
+
+/// Not a test of its own: the reading process of the tiered tests, active
+/// only with `KVS_TIERED_PORT` set. It reads `k` every millisecond through
+/// its own tiered store and prints each new value with the time it saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiered_reader_child() {
+    let Ok(port) = std::env::var("KVS_TIERED_PORT") else {
+        return;
+    };
+    let port: u16 = port.parse().expect("port");
+    let namespace = std::env::var("KVS_TIERED_NAMESPACE").expect("namespace");
+    let store = open_layered(port, &namespace, &tiered_layers(port)).await;
+    let mut last = Vec::new();
+    let until = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < until {
+        // Errors (the server restarting) are expected: keep reading.
+        if let Ok(value) = store.get("k").await {
+            if value[..] != last[..] {
+                // A line of its own: the harness's "test … " has no newline.
+                println!(
+                    "\nSEEN {} {}",
+                    String::from_utf8_lossy(&value),
+                    micros_now()
+                );
+                last = value.to_vec();
+                if &value[..] == b"stop" {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The parent's view of the reader: its lines, as they come.
+struct Reader {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Reader {
+    fn start(port: u16, namespace: &str) -> Reader {
+        use std::io::BufRead;
+        let mut child = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "tiered_reader_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("KVS_TIERED_PORT", port.to_string())
+            .env("KVS_TIERED_NAMESPACE", namespace)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the reader");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Reader { child, lines }
+    }
+
+    /// The time (µs since the epoch) the reader first saw `value`.
+    fn seen(&self, value: &str) -> u128 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if let Some(rest) = line.trim_start().strip_prefix(&format!("SEEN {value} ")) {
+                return rest.trim().parse().expect("micros");
+            }
+        }
+        panic!("the reader never saw {value:?}");
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes `rounds` new values of `k`, each once the reader holds the one
+/// before in its local tier (it read it, and keeps it for 60 s), and
+/// returns the slowest time from a write to the reader seeing it.
+async fn slowest_invalidation(
+    store: &dyn Store,
+    reader: &Reader,
+    tag: &str,
+    rounds: usize,
+) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for round in 0..rounds {
+        let value = format!("{tag}-{round}");
+        let written = micros_now();
+        store.set("k", value.as_bytes(), None).await.expect("set");
+        let seen = reader.seen(&value);
+        slowest = slowest.max(Duration::from_micros(seen.saturating_sub(written) as u64));
+        // Let the reader read it a few times: it is in its L1 now.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    slowest
+}
+
+/// Two processes with tiered stores over one Redis: a `set` in one reaches
+/// the other's next read within 100 ms — although the other holds the old
+/// value in its local tier for 60 s — and again after Redis restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiered_stores_in_two_processes_stay_coherent_across_a_restart() {
+    if !can_run("tiered bus") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    start(port, dir.path());
+    let namespace = "tiered-coherence";
+    let store = open_layered(port, namespace, &tiered_layers(port)).await;
+    store.set("k", b"start", None).await.expect("set");
+    let reader = Reader::start(port, namespace);
+    reader.seen("start");
+    // Let both buses subscribe.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = slowest_invalidation(&*store, &reader, "before", 20).await;
+    assert!(
+        before <= Duration::from_millis(100),
+        "slowest invalidation {before:?}"
+    );
+
+    stop(port);
+    start(port, dir.path());
+    // The server came back empty; the stores reconnect by themselves.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.set("k", b"restarted", None).await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    reader.seen("restarted");
+    // Long enough for both buses to resubscribe (their pauses end at 2 s).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = slowest_invalidation(&*store, &reader, "after", 20).await;
+    assert!(
+        after <= Duration::from_millis(100),
+        "slowest invalidation after the restart {after:?}"
+    );
+    eprintln!("tiered invalidation: slowest {before:?} before the restart, {after:?} after");
+    store.set("k", b"stop", None).await.expect("set");
+    reader.seen("stop");
+    stop(port);
+}

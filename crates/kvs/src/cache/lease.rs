@@ -266,7 +266,7 @@ fn parse(value: &[u8]) -> Marker<'_> {
 
 /// A token no other load, in this process or another, will have: 128 bits
 /// from the process id, the time, a counter and a per-process random seed.
-fn token() -> String {
+pub(crate) fn token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seeds = foldhash::quality::RandomState::default();
     let nanos = std::time::SystemTime::now()

@@ -56,12 +56,15 @@
 //! `envelope.rs` (the stored form), `flight.rs` (single flight in the
 //! process), `lease.rs` (across processes), `typed.rs` ([`TypedCache`]).
 
+mod bus;
 mod envelope;
 mod flight;
 mod lease;
+mod tiered;
 mod typed;
 
 pub use lease::Lease;
+pub use tiered::{BusUrl, Tiered, TieredStore, DEFAULT_TIER_TTL};
 pub use typed::TypedCache;
 
 use crate::deadline::check_ttl;

@@ -96,6 +96,24 @@ pub enum LayerConfig {
         )]
         max: Duration,
     },
+    /// [`Tiered`](crate::cache::Tiered): a bounded memory tier in front of
+    /// the store, kept coherent between instances by a Redis `bus`.
+    Tiered {
+        /// The most entries the local tier holds (default 10,000 when
+        /// neither bound is given).
+        #[serde(default)]
+        max_entries: Option<usize>,
+        /// The most bytes of keys and values it holds.
+        #[serde(default)]
+        max_bytes: Option<usize>,
+        /// The longest an entry stays in it (default 60s).
+        #[serde(default, deserialize_with = "crate::config::de_opt_duration")]
+        ttl: Option<Duration>,
+        /// A Redis URL for invalidations between instances (feature
+        /// `redis`); without one, `ttl` bounds how stale the tier can be.
+        #[serde(default)]
+        bus: Option<crate::cache::BusUrl>,
+    },
     /// `Encryption` (feature `encryption`): values encrypted with
     /// XChaCha20-Poly1305, bound to their namespace and key.
     Encryption {
@@ -232,9 +250,29 @@ impl LayerConfig {
             ),
             #[cfg(not(feature = "encryption"))]
             LayerConfig::Encryption { .. } => return Err(not_compiled_in("encryption")),
+            LayerConfig::Tiered {
+                max_entries,
+                max_bytes,
+                ttl,
+                bus,
+            } => {
+                let entries = match (max_entries, max_bytes) {
+                    (None, None) => Some(DEFAULT_TIER_ENTRIES),
+                    (entries, _) => *entries,
+                };
+                let mut tiered = crate::cache::Tiered::bounded(entries, *max_bytes)?
+                    .ttl(ttl.unwrap_or(Duration::ZERO));
+                if let Some(url) = bus {
+                    tiered = tiered.bus(&url.0, namespace)?;
+                }
+                Box::new(tiered)
+            }
         })
     }
 }
+
+/// The local tier's bound when a configuration gives none.
+const DEFAULT_TIER_ENTRIES: usize = 10_000;
 
 /// The error for a layer whose cargo feature (named as the layer) is off.
 #[cfg(not(all(feature = "compression", feature = "encryption")))]

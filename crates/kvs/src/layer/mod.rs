@@ -97,7 +97,7 @@ macro_rules! layer_wraps_with {
         }
     };
 }
-use layer_wraps_with;
+pub(crate) use layer_wraps_with;
 
 mod around;
 #[cfg(feature = "compression")]

@@ -119,24 +119,7 @@ impl MemoryStore {
         config: MemoryConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<MemoryStore> {
-        let namespace = normalize_namespace(namespace)?;
-        let bounds = (config.max_entries.is_some() || config.max_bytes.is_some()).then(|| {
-            Arc::new(Bounds::new(
-                config.max_entries,
-                config.max_bytes,
-                &namespace,
-            ))
-        });
-        let inner = Arc::new(Inner {
-            shards: (0..SHARDS)
-                .map(|_| RwLock::new(Shard::with_bounds(bounds.clone())))
-                .collect(),
-            namespace,
-            bounds,
-            hasher: KeyHasher(foldhash::fast::FixedState::with_seed(0x6b76_735f_6d65_6d31)),
-            clock,
-            closed: AtomicBool::new(false),
-        });
+        let inner = Inner::new(normalize_namespace(namespace)?, &config, clock);
         let sweeper = if config.cleanup_interval.is_zero() {
             None
         } else {
@@ -243,7 +226,40 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// A store that cannot fail to open, because it starts no sweep
+    /// thread and its namespace is the crate's own: the local tier of a
+    /// [`TieredStore`](crate::cache::TieredStore). Expired entries are
+    /// invisible at once and are the first a bound evicts.
+    pub(crate) fn unswept(namespace: &str, config: &MemoryConfig) -> MemoryStore {
+        MemoryStore {
+            inner: Inner::new(namespace.to_owned(), config, Arc::new(SystemClock)),
+            sweeper: Mutex::new(None),
+        }
+    }
+}
+
 impl Inner {
+    fn new(namespace: String, config: &MemoryConfig, clock: Arc<dyn Clock>) -> Arc<Inner> {
+        let bounds = (config.max_entries.is_some() || config.max_bytes.is_some()).then(|| {
+            Arc::new(Bounds::new(
+                config.max_entries,
+                config.max_bytes,
+                &namespace,
+            ))
+        });
+        Arc::new(Inner {
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(Shard::with_bounds(bounds.clone())))
+                .collect(),
+            namespace,
+            bounds,
+            hasher: KeyHasher(foldhash::fast::FixedState::with_seed(0x6b76_735f_6d65_6d31)),
+            clock,
+            closed: AtomicBool::new(false),
+        })
+    }
+
     /// The key's hash and the shard that holds it.
     fn shard(&self, key: &str) -> (u64, &RwLock<Shard>) {
         let hash = self.hasher.hash(key);
@@ -342,7 +358,7 @@ impl Inner {
 /// The operations, without waiting: the [`Store`] impl wraps each result
 /// in [`StoreFuture::ready`].
 impl MemoryStore {
-    fn get_now(&self, key: &str) -> Result<Bytes> {
+    pub(crate) fn get_now(&self, key: &str) -> Result<Bytes> {
         validate_key(key)?;
         let inner = self.open_inner()?;
         let (hash, shard) = inner.shard(key);
@@ -358,7 +374,7 @@ impl MemoryStore {
         }
     }
 
-    fn set_now(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+    pub(crate) fn set_now(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         validate_key(key)?;
         check_ttl(key, ttl)?;
         let inner = self.open_inner()?;
@@ -378,7 +394,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn delete_now(&self, key: &str) -> Result<()> {
+    pub(crate) fn delete_now(&self, key: &str) -> Result<()> {
         validate_key(key)?;
         let inner = self.open_inner()?;
         let (hash, shard) = inner.shard(key);
@@ -387,7 +403,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn exists_now(&self, key: &str) -> Result<bool> {
+    pub(crate) fn exists_now(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
         let inner = self.open_inner()?;
         let (hash, shard) = inner.shard(key);
@@ -556,7 +572,7 @@ impl MemoryStore {
         Ok((keys, next))
     }
 
-    fn get_many_now(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+    pub(crate) fn get_many_now(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         validate_all(keys.iter().copied())?;
         // Closed refuses even an empty batch, as on every backend.
         self.open_inner()?;
@@ -589,7 +605,7 @@ impl MemoryStore {
         Ok(deleted)
     }
 
-    fn delete_prefix_now(&self, prefix: &str) -> Result<usize> {
+    pub(crate) fn delete_prefix_now(&self, prefix: &str) -> Result<usize> {
         validate_prefix(prefix)?;
         let inner = self.open_inner()?;
         let now = inner.now_ms();
@@ -620,7 +636,7 @@ impl MemoryStore {
         Ok(self.open_inner()?.matching_count(prefix))
     }
 
-    fn close_now(&self) -> Result<()> {
+    pub(crate) fn close_now(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
