@@ -27,6 +27,8 @@
 //! workloads, the measuring loop and the report).
 
 #[cfg(feature = "suite")]
+pub mod cache;
+#[cfg(feature = "suite")]
 pub mod copy;
 pub mod layers;
 pub mod measure;

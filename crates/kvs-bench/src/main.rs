@@ -62,6 +62,11 @@ struct BenchArgs {
     /// SQLite.
     #[arg(long)]
     layers: bool,
+    /// Instead of the workloads: the cache (tiered hits against Redis and
+    /// moka, hit ratios on a Zipf trace, a get_or_set stampede) on the
+    /// Redis of --store.
+    #[arg(long)]
+    cache: bool,
     /// Where file backends put their files (default: the temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -99,6 +104,9 @@ fn main() -> ExitCode {
     }
     if args.layers {
         return layers(&args);
+    }
+    if args.cache {
+        return cache(&stores, &args);
     }
     let mut options = if args.quick {
         kvs_bench::Options::quick()
@@ -263,5 +271,32 @@ fn layers(args: &BenchArgs) -> ExitCode {
     match result {
         Ok(lines) => print_lines(args.json, &lines, kvs_bench::layers::table),
         Err(e) => fail(&format!("bench --layers: {e}")),
+    }
+}
+
+/// `--cache`.
+fn cache(stores: &[String], args: &BenchArgs) -> ExitCode {
+    let [url] = stores else {
+        return fail("--cache: give the Redis to measure on, once: --store redis://HOST:PORT/DB");
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start: {e}")),
+    };
+    let duration = args.duration.unwrap_or(if args.quick {
+        Duration::from_millis(50)
+    } else {
+        Duration::from_secs(1)
+    });
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+    let keys = args
+        .keys
+        .unwrap_or(if args.quick { 10_000 } else { 100_000 });
+    match runtime.block_on(kvs_bench::cache::run(url, duration, rounds, keys)) {
+        Ok(lines) => print_lines(args.json, &lines, kvs_bench::cache::table),
+        Err(e) => fail(&format!("bench --cache: {e}")),
     }
 }

@@ -27,6 +27,11 @@
 //! - [`typed`]: `store.typed::<T>()`, values as Rust types (JSON, MessagePack);
 //! - [`layer`]: wrappers around any store (read-only, size limit, TTL
 //!   clamp), stacked in code or by `layers:` in the configuration;
+//! - [`cache`]: `get_or_set` with one load per key (in the process and,
+//!   with a lease, across processes), tags, refresh-ahead, and the
+//!   [`Tiered`](cache::Tiered) layer (a bounded memory tier kept coherent
+//!   by a Redis bus);
+//! - [`blocking`]: the same store without an async runtime;
 //! - `backend/`: one module per engine, a folder per concern inside the
 //!   larger ones;
 //! - [`raw`]: for backend and layer authors only — key encodings, deadline

@@ -50,6 +50,17 @@ impl Default for MokaPeer {
     }
 }
 
+impl MokaPeer {
+    /// A cache of at most `capacity` entries (W-TinyLFU eviction).
+    pub fn bounded(capacity: u64) -> MokaPeer {
+        MokaPeer(
+            moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .build(),
+        )
+    }
+}
+
 impl Subject for MokaPeer {
     async fn set(&self, key: &str, value: &[u8]) -> OpResult<()> {
         self.0
