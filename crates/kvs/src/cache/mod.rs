@@ -102,7 +102,11 @@ struct Inner {
     store: Arc<dyn Store>,
     options: Options,
     clock: Arc<dyn Clock>,
+    /// Loads in progress, which callers of the same key wait for.
     flights: Flights,
+    /// Refresh-ahead loads in progress (one per key); nobody waits for
+    /// them, since the value they replace is still live.
+    refreshes: Flights,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -184,6 +188,7 @@ impl CacheBuilder {
                 options: self.options,
                 clock: self.clock,
                 flights: Flights::default(),
+                refreshes: Flights::default(),
             }),
         }
     }
@@ -333,27 +338,18 @@ impl Cache {
         check_tags(tags)?;
         let mut loader = Some(loader);
         loop {
-            match self.lookup(key).await? {
-                Some(Found::Value(value, deadline)) => {
-                    if self.due_for_refresh(deadline) {
-                        if let Some(loader) = loader.take() {
-                            self.refresh_in_background(key, ttl, tags, loader);
-                        }
-                    }
-                    return Ok(value);
-                }
-                Some(found) => return found.into_result(key),
-                None => {}
-            }
+            // Join first, read after: of the callers asking for one key at
+            // once, only the leader reads the store (a stampede of misses
+            // is one read and one load, not a read per caller).
             match self.inner.flights.join(key) {
                 Joined::Leader(leader) => {
-                    // Only a leader or a refresh takes the loader, and
-                    // both return: it is always here.
-                    let Some(loader) = loader.take() else {
-                        return Err(load_error(key, "the loader was already used".into()));
-                    };
-                    let outcome = self.lead(key, ttl, tags, loader).await;
+                    let (outcome, lease) = self.lead(key, ttl, tags, &mut loader).await;
+                    // The waiters first: releasing the lease is for the
+                    // other processes, which poll the value anyway.
                     leader.finish(&outcome);
+                    if let Some(held) = lease {
+                        held.release(outcome.as_ref().err()).await;
+                    }
                     return outcome;
                 }
                 Joined::Waiter(waiter) => {
@@ -366,39 +362,65 @@ impl Cache {
         }
     }
 
-    /// The load of a flight's leader.
+    /// What a flight's leader does: read the store, and on a miss load
+    /// the value (under the lease, when distributed). Returns the lease
+    /// still held, for the caller to release once the waiters have the
+    /// outcome.
     async fn lead<V, E, F, Fut>(
         &self,
         key: &str,
         ttl: Option<Duration>,
         tags: &[&str],
-        loader: F,
-    ) -> Result<Bytes>
+        loader: &mut Option<F>,
+    ) -> (Result<Bytes>, Option<lease::Held<'_>>)
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<V, E>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<V, E>> + Send + 'static,
         V: Into<Bytes>,
         E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     {
-        // A flight may start just after another one ended and wrote.
-        if let Some(found) = self.lookup(key).await? {
-            return found.into_result(key);
+        match self.lookup(key).await {
+            Ok(Some(Found::Value(value, deadline))) => {
+                if self.due_for_refresh(deadline) {
+                    if let Some(loader) = loader.take() {
+                        self.refresh_in_background(key, ttl, tags, loader);
+                    }
+                }
+                return (Ok(value), None);
+            }
+            Ok(Some(found)) => return (found.into_result(key), None),
+            Ok(None) => {}
+            Err(e) => return (Err(e), None),
         }
-        let versions = self.versions(tags).await?;
+        // Only a leader that missed or a refresh takes the loader, and
+        // both return: it is always here.
+        let Some(loader) = loader.take() else {
+            return (
+                Err(load_error(key, "the loader was already used".into())),
+                None,
+            );
+        };
+        let versions = match self.versions(tags).await {
+            Ok(versions) => versions,
+            Err(e) => return (Err(e), None),
+        };
         let lease = match &self.inner.options.lease {
             None => None,
-            Some(options) => match lease::acquire(self, key, options).await? {
-                lease::Acquired::Held(held) => {
+            Some(options) => match lease::acquire(self, key, options).await {
+                Ok(lease::Acquired::Held(held)) => {
                     // Another process may have loaded, written and
                     // released just before this one took the lease.
-                    if let Some(found) = self.lookup(key).await? {
-                        held.release(None).await;
-                        return found.into_result(key);
+                    match self.lookup(key).await {
+                        Ok(Some(found)) => return (found.into_result(key), Some(held)),
+                        Ok(None) => Some(held),
+                        Err(e) => return (Err(e), Some(held)),
                     }
-                    Some(held)
                 }
-                lease::Acquired::Filled(found) => return found.into_result(key),
-                lease::Acquired::Failed(message) => return Err(load_error(key, message)),
+                Ok(lease::Acquired::Filled(found)) => return (found.into_result(key), None),
+                Ok(lease::Acquired::Failed(message)) => {
+                    return (Err(load_error(key, message)), None)
+                }
+                Err(e) => return (Err(e), None),
             },
         };
         let loaded = match &lease {
@@ -426,10 +448,7 @@ impl Cache {
                 })
             }
         };
-        if let Some(held) = lease {
-            held.release(outcome.as_ref().err()).await;
-        }
-        outcome
+        (outcome, lease)
     }
 
     fn due_for_refresh(&self, deadline: Option<u64>) -> bool {
@@ -463,7 +482,7 @@ impl Cache {
         let key = key.to_owned();
         let tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
         runtime.spawn(async move {
-            let Some(leader) = cache.inner.flights.lead(&key) else {
+            let Some(leader) = cache.inner.refreshes.lead(&key) else {
                 return;
             };
             let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
