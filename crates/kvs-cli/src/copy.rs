@@ -361,6 +361,12 @@ fn identity(config: &Config) -> String {
             "{}/{}/{}",
             config.dynamodb.endpoint, config.dynamodb.region, config.dynamodb.table_name
         ),
+        // The URL without its password.
+        BackendKind::Postgres => format!(
+            "{:?}/{}",
+            kvs::raw::RedactedUrl(&config.postgres.url),
+            config.postgres.table
+        ),
         _ => String::new(),
     };
     format!("{}\u{0}{place}\u{0}{}", config.backend, config.namespace)

@@ -331,6 +331,7 @@ pub(crate) fn missing_backend(kind: kvs::BackendKind) -> Option<String> {
     let feature = match kind {
         kvs::BackendKind::Redis if !cfg!(feature = "redis") => "redis",
         kvs::BackendKind::DynamoDb if !cfg!(feature = "dynamodb") => "dynamodb",
+        kvs::BackendKind::Postgres if !cfg!(feature = "postgres") => "postgres",
         _ => return None,
     };
     Some(format!(

@@ -51,16 +51,19 @@ pub enum BackendKind {
     Redis,
     /// An Amazon DynamoDB table.
     DynamoDb,
+    /// A table in a PostgreSQL database.
+    Postgres,
 }
 
 impl BackendKind {
     /// Every backend, in the order the docs list them.
-    pub const ALL: [BackendKind; 5] = [
+    pub const ALL: [BackendKind; 6] = [
         BackendKind::Memory,
         BackendKind::Sqlite,
         BackendKind::LevelDb,
         BackendKind::Redis,
         BackendKind::DynamoDb,
+        BackendKind::Postgres,
     ];
 
     /// The name used for `type` in configuration files (`"leveldb"`, ...).
@@ -71,6 +74,7 @@ impl BackendKind {
             BackendKind::LevelDb => "leveldb",
             BackendKind::Redis => "redis",
             BackendKind::DynamoDb => "dynamodb",
+            BackendKind::Postgres => "postgres",
         }
     }
 
@@ -81,10 +85,13 @@ impl BackendKind {
     ///
     /// assert_eq!(BackendKind::parse("LevelDB").unwrap(), BackendKind::LevelDb);
     /// let err = BackendKind::parse("mongo").unwrap_err().to_string();
-    /// assert!(err.contains("\"mongo\"") && err.contains("memory, sqlite, leveldb, redis, dynamodb"));
+    /// assert!(err.contains("\"mongo\"") && err.contains("memory, sqlite, leveldb, redis, dynamodb, postgres"));
     /// ```
     pub fn parse(name: &str) -> Result<BackendKind> {
         let wanted = name.trim();
+        if wanted.eq_ignore_ascii_case("postgresql") {
+            return Ok(BackendKind::Postgres);
+        }
         BackendKind::ALL
             .into_iter()
             .find(|kind| kind.name().eq_ignore_ascii_case(wanted))
@@ -132,6 +139,8 @@ pub struct Config {
     pub sqlite: SqliteConfig,
     /// Settings of the DynamoDB backend.
     pub dynamodb: DynamoDbConfig,
+    /// Settings of the PostgreSQL backend.
+    pub postgres: PostgresConfig,
     /// The layers [`open`](crate::open) puts around the store, the first
     /// innermost (`layers:` in files; see [`layer`](crate::layer)).
     pub layers: Vec<crate::layer::LayerConfig>,
@@ -354,6 +363,93 @@ impl Default for DynamoDbConfig {
     }
 }
 
+/// The PostgreSQL backend's connect and command timeout unless configured.
+pub const DEFAULT_POSTGRES_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings of the PostgreSQL backend.
+///
+/// `Debug` never shows the password, whether in `password` or in `url`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PostgresConfig {
+    /// A libpq-style connection URL (`postgres://user@host:port/db`,
+    /// with `sslmode`, `application_name`, … as PostgreSQL reads them).
+    pub url: String,
+    /// The password, if not in the URL.
+    pub password: String,
+    /// Connections to keep (default 8).
+    pub pool_size: usize,
+    /// The table (default `kvs`), in the connection's search path.
+    pub table: String,
+    /// Create the table and its index if they do not exist (default `true`).
+    pub create_table: bool,
+    /// How long connecting may take (default 5 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub connect_timeout: Duration,
+    /// How long one statement may take (default 5 s); a server that stops
+    /// answering gives a temporary `Error::Backend` after this.
+    #[serde(deserialize_with = "de_duration")]
+    pub command_timeout: Duration,
+    /// How often expired rows are deleted (default 5 min), in batches, by
+    /// one process at a time. `0` turns the sweep off.
+    #[serde(deserialize_with = "de_duration")]
+    pub cleanup_interval: Duration,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> PostgresConfig {
+        PostgresConfig {
+            url: "postgres://localhost/postgres".into(),
+            password: String::new(),
+            pool_size: 8,
+            table: "kvs".into(),
+            create_table: true,
+            connect_timeout: DEFAULT_POSTGRES_TIMEOUT,
+            command_timeout: DEFAULT_POSTGRES_TIMEOUT,
+            cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
+        }
+    }
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &RedactedUrl(&self.url))
+            .field("password", &Redacted(!self.password.is_empty()))
+            .field("pool_size", &self.pool_size)
+            .field("table", &self.table)
+            .field("create_table", &self.create_table)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("cleanup_interval", &self.cleanup_interval)
+            .finish()
+    }
+}
+
+/// A URL whose `Debug` shows it with its password, if any, replaced by
+/// `<redacted>` (what the configuration's `Debug` and the `kvs` command
+/// show of a connection URL).
+///
+/// ```
+/// let shown = format!("{:?}", kvs::raw::RedactedUrl("postgres://app:s3cret@db:5432/app"));
+/// assert!(!shown.contains("s3cret") && shown.contains("db:5432"));
+/// ```
+pub struct RedactedUrl<'a>(pub &'a str);
+
+impl fmt::Debug for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("<redacted>"));
+                write!(f, "{:?}", url.as_str())
+            }
+            Ok(_) => write!(f, "{:?}", self.0),
+            Err(_) => f.write_str("\"<not a URL>\""),
+        }
+    }
+}
+
 /// The file shape: both the sectioned and the flat fields.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -367,6 +463,7 @@ struct FileConfig {
     redis: Option<RedisConfig>,
     sqlite: Option<SqliteConfig>,
     dynamodb: Option<DynamoDbConfig>,
+    postgres: Option<PostgresConfig>,
     #[serde(default, deserialize_with = "crate::layer::config::de_layers")]
     layers: Vec<crate::layer::LayerConfig>,
     // The flat shape.
@@ -455,7 +552,7 @@ impl FileConfig {
     fn resolve(self) -> Result<Config> {
         let Some(name) = self.backend else {
             return Err(Error::config(
-                "missing field `type`; expected one of memory, sqlite, leveldb, redis, dynamodb",
+                "missing field `type`; expected one of memory, sqlite, leveldb, redis, dynamodb, postgres",
             ));
         };
         let backend = BackendKind::parse(&name)?;
@@ -467,6 +564,7 @@ impl FileConfig {
             redis: self.redis.unwrap_or_default(),
             sqlite: self.sqlite.unwrap_or_default(),
             dynamodb: self.dynamodb.unwrap_or_default(),
+            postgres: self.postgres.unwrap_or_default(),
             layers: self.layers,
         };
         // Settings that cannot work together fail here, not at `open`.

@@ -599,6 +599,10 @@ impl Config {
                 let (a, b) = (&self.dynamodb, &other.dynamodb);
                 a.table_name == b.table_name && a.endpoint == b.endpoint && a.region == b.region
             }
+            BackendKind::Postgres => {
+                let (a, b) = (&self.postgres, &other.postgres);
+                a.url == b.url && a.table == b.table
+            }
             #[allow(unreachable_patterns)]
             _ => self == other,
         }

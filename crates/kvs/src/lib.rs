@@ -48,6 +48,7 @@
 //! | `leveldb`  | `LevelDbStore`                  | yes     |
 //! | `redis`    | `RedisStore` (server or cluster) | no     |
 //! | `dynamodb` | `DynamoDbStore`                 | no      |
+//! | `postgres` | `PostgresStore`                 | no      |
 //! | `msgpack`  | [`typed::MessagePack`], a codec for [`Typed`] values | no |
 //! | `full`     | all of the above                | no      |
 //! | `testkit`  | `kvs::testkit`, not semver-stable | no    |
@@ -92,13 +93,15 @@ pub use backend::dynamodb::DynamoDbStore;
 #[cfg(feature = "leveldb")]
 pub use backend::leveldb::LevelDbStore;
 pub use backend::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use backend::postgres::PostgresStore;
 #[cfg(feature = "redis")]
 pub use backend::redis::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use backend::sqlite::SqliteStore;
 pub use config::{
-    BackendKind, Config, DynamoDbConfig, LevelDbConfig, MemoryConfig, RedisConfig, SqliteConfig,
-    DEFAULT_CLEANUP_INTERVAL,
+    BackendKind, Config, DynamoDbConfig, LevelDbConfig, MemoryConfig, PostgresConfig, RedisConfig,
+    SqliteConfig, DEFAULT_CLEANUP_INTERVAL,
 };
 pub use copy::{
     copy, copy_documents, copy_with_progress, CopyOptions, CopyPhase, CopyProgress, CopyReport,
@@ -185,6 +188,10 @@ async fn open_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn 
         BackendKind::DynamoDb => {
             Arc::new(DynamoDbStore::open_with_clock(ns, config.dynamodb.clone(), clock).await?)
         }
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => {
+            Arc::new(PostgresStore::open_with_clock(ns, config.postgres.clone(), clock).await?)
+        }
         // Reachable unless every backend feature is on.
         #[allow(unreachable_patterns)]
         other => return Err(not_built(other)),
@@ -242,6 +249,10 @@ async fn open_backend_documents(
         BackendKind::DynamoDb => {
             DynamoDbStore::open_documents_with_clock(ns, config.dynamodb.clone(), clock).await
         }
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => {
+            PostgresStore::open_documents_with_clock(ns, config.postgres.clone(), clock).await
+        }
         // Reachable unless every backend feature is on.
         #[allow(unreachable_patterns)]
         other => Err(not_built(other)),
@@ -254,7 +265,8 @@ async fn open_backend_documents(
         feature = "sqlite",
         feature = "leveldb",
         feature = "redis",
-        feature = "dynamodb"
+        feature = "dynamodb",
+        feature = "postgres"
     ),
     allow(dead_code)
 )]

@@ -16,6 +16,7 @@
 //! assert!(is_live(NEVER, u64::MAX));
 //! ```
 
+pub use crate::config::RedactedUrl;
 pub use crate::deadline::{check_batch_ttl, check_ttl, deadline_ms, is_live, remaining, NEVER};
 pub use crate::filter::{json_eq, Filter, Test};
 pub use crate::generic::{

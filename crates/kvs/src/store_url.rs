@@ -9,12 +9,16 @@
 //! | `redis://[user:pass@]host[:port][/db]`          | Redis    |
 //! | `rediss://...`                                  | Redis over TLS |
 //! | `dynamodb://TABLE?region=R&endpoint=URL`        | DynamoDB |
+//! | `postgres://[user[:pass]@]host[:port]/db`, `postgresql://…` | PostgreSQL |
 //!
 //! Query parameters: `namespace` (all); `sync_writes`, `cleanup_interval`
 //! (sqlite, leveldb); `cleanup_interval` (memory); `pool_size`,
 //! `connect_timeout`, `command_timeout` and `cluster=true` (redis: the host
 //! is a seed node of a Redis Cluster);
-//! `region`, `endpoint`, `create_table` (dynamodb). Paths and credentials
+//! `region`, `endpoint`, `create_table` (dynamodb); `pool_size`, `table`,
+//! `create_table`, `connect_timeout`, `command_timeout`,
+//! `cleanup_interval` (postgres, whose other parameters, such as
+//! `sslmode`, stay in the connection URL). Paths and credentials
 //! are percent-decoded. An unknown parameter is an error, and no error ever
 //! repeats a password.
 
@@ -46,6 +50,7 @@ pub(crate) fn parse(text: &str) -> Result<Config> {
             config
         }
         "redis" | "rediss" => redis(&scheme, rest)?,
+        "postgres" | "postgresql" => return postgres(text, location, query),
         "dynamodb" => {
             let mut config = Config::new(BackendKind::DynamoDb);
             let table = decode(location, "table name")?;
@@ -57,7 +62,7 @@ pub(crate) fn parse(text: &str) -> Result<Config> {
         }
         other => {
             return Err(Error::config(format!(
-                "unknown store URL scheme {other:?}; expected memory, sqlite, leveldb, redis, rediss or dynamodb"
+                "unknown store URL scheme {other:?}; expected memory, sqlite, leveldb, redis, rediss, dynamodb, postgres or postgresql"
             )))
         }
     };
@@ -66,6 +71,47 @@ pub(crate) fn parse(text: &str) -> Result<Config> {
         let value = decode(value, name)?;
         apply(&mut config, &scheme, name, &value)?;
     }
+    Ok(config)
+}
+
+/// A PostgreSQL URL: kvs's own parameters are taken out, the rest (the
+/// connection's: `sslmode`, `application_name`, …) stay in the URL that
+/// the client reads.
+fn postgres(text: &str, location: &str, query: &str) -> Result<Config> {
+    let mut config = Config::new(BackendKind::Postgres);
+    if location.is_empty() {
+        return Err(Error::config(
+            "a postgres:// URL needs a host: postgres://USER@HOST:PORT/DATABASE",
+        ));
+    }
+    let base = &text[..text.len() - query.len()].trim_end_matches('?');
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = decode(raw, name)?;
+        let number = |what: &str| {
+            value.parse::<usize>().map_err(|_| {
+                Error::config(format!(
+                    "{what}={value:?} in the store URL must be a number"
+                ))
+            })
+        };
+        match name {
+            "namespace" => config.namespace = value.clone(),
+            "pool_size" => config.postgres.pool_size = number("pool_size")?,
+            "table" => config.postgres.table = value.clone(),
+            "create_table" => config.postgres.create_table = boolean(name, &value)?,
+            "connect_timeout" => config.postgres.connect_timeout = parse_duration(&value)?,
+            "command_timeout" => config.postgres.command_timeout = parse_duration(&value)?,
+            "cleanup_interval" => config.postgres.cleanup_interval = parse_duration(&value)?,
+            _ => kept.push(pair),
+        }
+    }
+    config.postgres.url = if kept.is_empty() {
+        (*base).to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
     Ok(config)
 }
 
@@ -131,14 +177,19 @@ fn redis(scheme: &str, rest: &str) -> Result<Config> {
     Ok(config)
 }
 
-fn apply(config: &mut Config, scheme: &str, name: &str, value: &str) -> Result<()> {
-    let flag = |value: &str| match value {
+/// A `true`/`false` parameter `name`.
+fn boolean(name: &str, value: &str) -> Result<bool> {
+    match value {
         "" | "1" | "true" | "yes" => Ok(true),
         "0" | "false" | "no" => Ok(false),
         other => Err(Error::config(format!(
             "{name}={other:?} in the store URL must be true or false"
         ))),
-    };
+    }
+}
+
+fn apply(config: &mut Config, scheme: &str, name: &str, value: &str) -> Result<()> {
+    let flag = |value: &str| boolean(name, value);
     match (config.backend, name) {
         (_, "namespace") => config.namespace = value.to_owned(),
         (BackendKind::Memory, "cleanup_interval") => {
@@ -187,6 +238,36 @@ mod tests {
     use super::*;
     use std::path::Path;
     use std::time::Duration;
+
+    #[test]
+    fn postgres_urls_keep_the_connections_parameters_and_take_ours() {
+        let c = parse(
+            "postgresql://app:s3cret@db.internal:5433/app?sslmode=require&namespace=s&table=cache&pool_size=4&command_timeout=2s",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.backend, c.namespace.as_str()),
+            (BackendKind::Postgres, "s")
+        );
+        assert_eq!(
+            c.postgres.url,
+            "postgresql://app:s3cret@db.internal:5433/app?sslmode=require"
+        );
+        assert_eq!(
+            (c.postgres.table.as_str(), c.postgres.pool_size),
+            ("cache", 4)
+        );
+        assert_eq!(c.postgres.command_timeout, Duration::from_secs(2));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("db.internal"),
+            "{shown}"
+        );
+        assert!(parse("postgres://").is_err());
+        assert!(parse("postgres://h/db?pool_size=many").is_err());
+        let c = parse("postgres://h/db").unwrap();
+        assert_eq!(c.postgres.url, "postgres://h/db");
+    }
 
     #[test]
     fn every_scheme() {

@@ -15,3 +15,6 @@ pub mod redis;
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;

@@ -5,6 +5,7 @@
 //! | `KVS_TEST_REDIS_URL`          | a standalone Redis of the test script  |
 //! | `KVS_TEST_REDIS_CLUSTER_URL`  | a Redis Cluster of the test script     |
 //! | `KVS_TEST_DYNAMODB_ENDPOINT`  | the DynamoDB emulators, comma-separated |
+//! | `KVS_TEST_POSTGRES_URL`       | a PostgreSQL server of the test script |
 //! | `KVS_TEST_REQUIRE_ALL`        | `1`: a missing server fails the test   |
 //! | `KVS_FAULT_REPORT`            | a file the fault cases append to       |
 //!
@@ -77,6 +78,10 @@ pub fn user_config(
                 "dynamodb://kvs-test?endpoint={endpoint}&region=us-east-1&create_table=true"
             ))
             .ok()?
+        }
+        BackendKind::Postgres => {
+            let url = server("KVS_TEST_POSTGRES_URL", "postgres")?;
+            Config::from_url(&url).ok()?
         }
         #[allow(unreachable_patterns)]
         other => panic!("testkit::env::user_config does not know {other}"),
