@@ -95,7 +95,7 @@ pub async fn run(
         .map_err(|e| format!("{e:?}"))?;
     let layered = Arc::new(Kvs(tiered.clone()));
     warm(&tiered, keys).await?;
-    let (b, l) = pair(rounds, get, &bare, &layered).await?;
+    let (b, l) = measure::pair(rounds, get, &bare, &layered).await?;
     lines.push(CacheLine {
         case: "tiered (memory over Redis, with its bus) get_100B hits vs Redis get_100B".into(),
         figure: l / b,
@@ -109,7 +109,7 @@ pub async fn run(
     measure::load(&*moka, keys)
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let (m, l) = pair(rounds, get, &moka, &layered).await?;
+    let (m, l) = measure::pair(rounds, get, &moka, &layered).await?;
     lines.push(CacheLine {
         case: "tiered L1 hit path get_100B vs moka::future::Cache get (both bounded)".into(),
         figure: l / m,
@@ -199,27 +199,6 @@ async fn warm(store: &Arc<dyn Store>, keys: usize) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-/// Best of `rounds` of `a` and `b`, taking turns, in calls a second.
-async fn pair<A: crate::Subject, B: crate::Subject>(
-    rounds: usize,
-    run: Run,
-    a: &Arc<A>,
-    b: &Arc<B>,
-) -> Result<(f64, f64), String> {
-    let mut best = (0f64, 0f64);
-    for _ in 0..rounds.max(1) {
-        let x = measure::measure(a, run)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let y = measure::measure(b, run)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        best.0 = best.0.max(x.ops_per_sec);
-        best.1 = best.1.max(y.ops_per_sec);
-    }
-    Ok(best)
 }
 
 /// `requests` key numbers below `keys`, rank r drawn with probability

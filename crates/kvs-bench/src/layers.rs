@@ -115,29 +115,6 @@ impl Subject for Conversation {
     }
 }
 
-/// Best of `rounds` of `bare` and `layered` under `run`, taking turns, in
-/// calls a second: the suite's own harness, as for every other line of
-/// BENCHMARKS.md.
-async fn pair<A: Subject, B: Subject>(
-    rounds: usize,
-    run: Run,
-    bare: &Arc<A>,
-    layered: &Arc<B>,
-) -> Result<(f64, f64), String> {
-    let mut best = (0f64, 0f64);
-    for _ in 0..rounds.max(1) {
-        let b = measure::measure(bare, run)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let l = measure::measure(layered, run)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        best.0 = best.0.max(b.ops_per_sec);
-        best.1 = best.1.max(l.ops_per_sec);
-    }
-    Ok(best)
-}
-
 async fn memory() -> Result<Arc<dyn Store>, String> {
     let config = kvs::Config::from_yaml("type: memory").map_err(|e| e.to_string())?;
     kvs::open(&config).await.map_err(|e| e.to_string())
@@ -216,7 +193,7 @@ pub async fn run(
         let observed = Arc::new(Kvs(bare
             .clone()
             .layer(Observability::new("memory", "default").metrics(metrics))));
-        let (b, l) = pair(rounds, get, &bare_subject, &observed).await?;
+        let (b, l) = measure::pair(rounds, get, &bare_subject, &observed).await?;
         lines.push(LayerLine {
             case,
             layered: l,
@@ -246,7 +223,7 @@ pub async fn run(
     measure::load(&*typed, keys)
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let (b, l) = pair(rounds, get, &bare_subject, &typed).await?;
+    let (b, l) = measure::pair(rounds, get, &bare_subject, &typed).await?;
     lines.push(LayerLine {
         case: "typed JSON get of a session struct (100 B): memory get_100B",
         layered: l,
@@ -295,7 +272,7 @@ pub async fn run(
     measure::load(&*zstd, keys)
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let (b, l) = pair(rounds, set, &plain, &zstd).await?;
+    let (b, l) = measure::pair(rounds, set, &plain, &zstd).await?;
     lines.push(LayerLine {
         case: "zstd level 3, 4 KB JSON conversation: SQLite set_4KB",
         layered: l,

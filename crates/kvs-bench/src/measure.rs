@@ -96,6 +96,25 @@ pub async fn measure<S: Subject>(subject: &Arc<S>, run: Run) -> OpResult<Measure
     })
 }
 
+/// Measures `a` and `b` alternately for `rounds` rounds and keeps each
+/// one's best rate, so a noisy turn on a shared machine does not decide a
+/// ratio: the two are measured in the same run, like for like.
+pub async fn pair<A: Subject, B: Subject>(
+    rounds: usize,
+    run: Run,
+    a: &Arc<A>,
+    b: &Arc<B>,
+) -> Result<(f64, f64), String> {
+    let mut best = (0f64, 0f64);
+    for _ in 0..rounds.max(1) {
+        let x = measure(a, run).await.map_err(|e| format!("{e:?}"))?;
+        let y = measure(b, run).await.map_err(|e| format!("{e:?}"))?;
+        best.0 = best.0.max(x.ops_per_sec);
+        best.1 = best.1.max(y.ops_per_sec);
+    }
+    Ok(best)
+}
+
 fn histogram() -> Histogram<u64> {
     // 1 ns to 1 hour at 3 significant figures: constant, valid bounds.
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
