@@ -22,13 +22,8 @@ const TASKS: usize = 100;
 /// or YAML, and the namespace.
 fn config_from_env() -> Option<Config> {
     let source = std::env::var("KVS_CACHE_CONFIG").ok()?;
-    let mut config = match source.strip_prefix("url:") {
-        Some(url) => Config::from_url(url),
-        None => Config::from_yaml(&source),
-    }
-    .expect("the parent's configuration");
-    config.namespace = std::env::var("KVS_CACHE_NAMESPACE").expect("namespace");
-    Some(config)
+    let namespace = std::env::var("KVS_CACHE_NAMESPACE").expect("namespace");
+    Some(config_from(&source, &namespace))
 }
 
 fn cache(store: Arc<dyn Store>, lease_ttl: Duration) -> Cache {
@@ -168,11 +163,19 @@ fn config_from(source: &str, namespace: &str) -> Config {
     config
 }
 
-fn sqlite_config(dir: &tempfile::TempDir) -> String {
-    format!(
+/// A SQLite store in `dir`, created here so the children only open it.
+async fn sqlite_config(dir: &tempfile::TempDir) -> String {
+    let config = format!(
         "type: sqlite\nsqlite: {{ path: \"{}/cache.db\" }}",
         dir.path().display()
-    )
+    );
+    kvs::open(&config_from(&config, "x"))
+        .await
+        .expect("create")
+        .close()
+        .await
+        .expect("close");
+    config
 }
 
 fn redis_config() -> Option<String> {
@@ -186,27 +189,14 @@ fn namespace(tag: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_one_load_across_four_processes() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = sqlite_config(&dir);
-    // Create the file first, so the children only open it.
-    kvs::open(&config_from(&config, "x"))
-        .await
-        .expect("create")
-        .close()
-        .await
-        .expect("close");
+    let config = sqlite_config(&dir).await;
     one_load_across_processes(&config, &namespace("race")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_killed_lease_holder_is_taken_over() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = sqlite_config(&dir);
-    kvs::open(&config_from(&config, "x"))
-        .await
-        .expect("create")
-        .close()
-        .await
-        .expect("close");
+    let config = sqlite_config(&dir).await;
     a_killed_holder_is_taken_over(&config, &namespace("kill")).await;
 }
 
