@@ -310,24 +310,40 @@ impl Inner {
     }
 
     async fn count_query(&self, prefix: &str, now: i64) -> Result<usize> {
-        let ns = &self.namespace;
-        let start = prefix.as_bytes();
-        let rows = match prefix_successor(start) {
+        let (ns, start) = (&self.namespace, prefix.as_bytes());
+        let sql = &self.sql;
+        let rows = self
+            .query_prefix(
+                "counting keys",
+                prefix,
+                (&sql.count_from, &sql.count_range),
+                &[ns, &start, &now],
+            )
+            .await?;
+        Ok(first_count(&rows))
+    }
+
+    /// Runs the statement for `prefix`'s range of keys: `statements.1`
+    /// with the range's end as one more, last parameter, or
+    /// `statements.0` when the prefix has no successor (it is empty or
+    /// all `0xFF`) and the range is open-ended.
+    async fn query_prefix(
+        &self,
+        what: &str,
+        prefix: &str,
+        statements: (&str, &str),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let end = prefix_successor(prefix.as_bytes());
+        let mut all = params.to_vec();
+        let sql = match &end {
             Some(end) => {
-                self.query(
-                    "counting keys",
-                    &self.sql.count_range,
-                    &[ns, &start, &now, &end],
-                )
-                .await?
+                all.push(end);
+                statements.1
             }
-            None => {
-                self.query("counting keys", &self.sql.count_from, &[ns, &start, &now])
-                    .await?
-            }
+            None => statements.0,
         };
-        let count: i64 = rows.first().map_or(0, |row| row.get(0));
-        Ok(usize::try_from(count).unwrap_or(0))
+        self.query(what, sql, &all).await
     }
 
     /// Keys under `prefix` after `after` (or from the prefix itself), up
@@ -341,36 +357,43 @@ impl Inner {
         let ns = &self.namespace;
         let now = self.now();
         let start = prefix.as_bytes();
-        let end = prefix_successor(start);
         let sql = &self.sql;
-        let rows = match (after.filter(|a| *a >= prefix), &end) {
-            (None, Some(end)) => {
-                self.query(
+        let rows = match after.filter(|a| *a >= prefix) {
+            None => {
+                let statements = (sql.list_from.as_str(), sql.list_range.as_str());
+                self.query_prefix(
                     "listing keys",
-                    &sql.list_range,
-                    &[ns, &start, &now, &limit, end],
+                    prefix,
+                    statements,
+                    &[ns, &start, &now, &limit],
                 )
                 .await?
             }
-            (None, None) => {
-                self.query("listing keys", &sql.list_from, &[ns, &start, &now, &limit])
-                    .await?
-            }
-            (Some(after), Some(end)) => {
+            Some(after) => {
                 let after = after.as_bytes();
-                let params: [&(dyn ToSql + Sync); 6] = [ns, &start, &now, &limit, &after, end];
-                self.query("listing a page of keys", &sql.page_range, &params)
-                    .await?
-            }
-            (Some(after), None) => {
-                let after = after.as_bytes();
+                let statements = (sql.page_from.as_str(), sql.page_range.as_str());
                 let params: [&(dyn ToSql + Sync); 5] = [ns, &start, &now, &limit, &after];
-                self.query("listing a page of keys", &sql.page_from, &params)
+                self.query_prefix("listing a page of keys", prefix, statements, &params)
                     .await?
             }
         };
         rows.iter().map(|row| key_of(row.get(0))).collect()
     }
+}
+
+/// The value in the first row, or `NotFound` when the statement found
+/// no live row.
+fn first_value(rows: &[tokio_postgres::Row]) -> Result<Bytes> {
+    match rows.first() {
+        Some(row) => Ok(Bytes::from(row.get::<_, Vec<u8>>(0))),
+        None => Err(Error::NotFound),
+    }
+}
+
+/// The `count(*)` in the first row (0 without one).
+fn first_count(rows: &[tokio_postgres::Row]) -> usize {
+    let count: i64 = rows.first().map_or(0, |row| row.get(0));
+    usize::try_from(count).unwrap_or(0)
 }
 
 /// A key read back: the bytes of a UTF-8 key kvs wrote.
@@ -451,10 +474,7 @@ impl Store for PostgresStore {
                     &[&i.namespace, &key.as_bytes(), &now],
                 )
                 .await?;
-            match rows.first() {
-                Some(row) => Ok(Bytes::from(row.get::<_, Vec<u8>>(0))),
-                None => Err(Error::NotFound),
-            }
+            first_value(&rows)
         })
     }
 
@@ -627,8 +647,7 @@ impl Store for PostgresStore {
                     &[&i.namespace, &unique, &now],
                 )
                 .await?;
-            let count: i64 = rows.first().map_or(0, |row| row.get(0));
-            Ok(usize::try_from(count).unwrap_or(0))
+            Ok(first_count(&rows))
         })
     }
 
@@ -748,10 +767,7 @@ impl Store for PostgresStore {
                     &[&i.namespace, &key.as_bytes(), &expires, &now],
                 )
                 .await?;
-            match rows.first() {
-                Some(row) => Ok(Bytes::from(row.get::<_, Vec<u8>>(0))),
-                None => Err(Error::NotFound),
-            }
+            first_value(&rows)
         })
     }
 
@@ -779,26 +795,16 @@ impl Store for PostgresStore {
             let i = &*self.inner;
             let now = i.now();
             let start = prefix.as_bytes();
-            let rows = match prefix_successor(start) {
-                Some(end) => {
-                    i.query(
-                        "deleting a prefix",
-                        &i.sql.delete_range,
-                        &[&i.namespace, &start, &now, &end],
-                    )
-                    .await?
-                }
-                None => {
-                    i.query(
-                        "deleting a prefix",
-                        &i.sql.delete_from,
-                        &[&i.namespace, &start, &now],
-                    )
-                    .await?
-                }
-            };
-            let count: i64 = rows.first().map_or(0, |row| row.get(0));
-            Ok(usize::try_from(count).unwrap_or(0))
+            let statements = (i.sql.delete_from.as_str(), i.sql.delete_range.as_str());
+            let rows = i
+                .query_prefix(
+                    "deleting a prefix",
+                    prefix,
+                    statements,
+                    &[&i.namespace, &start, &now],
+                )
+                .await?;
+            Ok(first_count(&rows))
         })
     }
 }
