@@ -423,31 +423,9 @@ impl Cache {
                 Err(e) => return (Err(e), None),
             },
         };
-        let loaded = match &lease {
-            Some(held) => held.keep_while(run(loader)).await,
-            None => run(loader).await,
-        };
-        let outcome = match loaded {
-            Ok(value) => self
-                .write(key, &value, ttl, &versions, false)
-                .await
-                .map(|()| value),
-            Err(source) => {
-                if let Some(negative) = self.inner.options.negative_ttl {
-                    let message = source.to_string();
-                    let stored = self
-                        .write(key, message.as_bytes(), Some(negative), &versions, true)
-                        .await;
-                    if let Err(e) = stored {
-                        tracing::debug!(error = %e, "kvs cache: could not cache a failure");
-                    }
-                }
-                Err(Error::Load {
-                    key: key.to_owned(),
-                    source,
-                })
-            }
-        };
+        let outcome = self
+            .load_and_write(key, ttl, &versions, lease.as_ref(), loader, true)
+            .await;
         (outcome, lease)
     }
 
@@ -518,25 +496,61 @@ impl Cache {
                 None => return self.get(key).await,
             },
         };
-        let loaded = match &lease {
-            Some(held) => held.keep_while(run(loader)).await,
-            None => run(loader).await,
-        };
-        let outcome = match loaded {
-            Ok(value) => self
-                .write(key, &value, ttl, &versions, false)
-                .await
-                .map(|()| value),
-            Err(source) => Err(Error::Load {
-                key: key.to_owned(),
-                source,
-            }),
-        };
+        let outcome = self
+            .load_and_write(key, ttl, &versions, lease.as_ref(), loader, false)
+            .await;
         if let Some(held) = lease {
             // A failed refresh is not the waiters' failure: release plainly.
             held.release(None).await;
         }
         outcome
+    }
+
+    /// Runs `loader`, renewing `lease` while it runs, and writes the value
+    /// it returns under `versions`. Its failure becomes [`Error::Load`],
+    /// and is cached for the negative TTL too when `cache_failure` (a
+    /// refresh's failure is not: the current value stays).
+    async fn load_and_write<V, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        versions: &[(String, i64)],
+        lease: Option<&lease::Held<'_>>,
+        loader: F,
+        cache_failure: bool,
+    ) -> Result<Bytes>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<V, E>>,
+        V: Into<Bytes>,
+        E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        let loaded = match lease {
+            Some(held) => held.keep_while(run(loader)).await,
+            None => run(loader).await,
+        };
+        match loaded {
+            Ok(value) => self
+                .write(key, &value, ttl, versions, false)
+                .await
+                .map(|()| value),
+            Err(source) => {
+                let negative = self.inner.options.negative_ttl.filter(|_| cache_failure);
+                if let Some(negative) = negative {
+                    let message = source.to_string();
+                    let stored = self
+                        .write(key, message.as_bytes(), Some(negative), versions, true)
+                        .await;
+                    if let Err(e) = stored {
+                        tracing::debug!(error = %e, "kvs cache: could not cache a failure");
+                    }
+                }
+                Err(Error::Load {
+                    key: key.to_owned(),
+                    source,
+                })
+            }
+        }
     }
 
     /// The live entry of `key`, if any: a value whose tags are all still
