@@ -282,20 +282,14 @@ impl<S: Store> TieredStore<S> {
         None
     }
 
-    /// After a write of `key` (whether or not it succeeded: a failed
-    /// write may still have landed).
-    fn changed(&self, key: &str) {
-        self.local.drop_key(key);
+    /// After a change to what `what` names, whether or not the write
+    /// succeeded (a failed write may still have landed): dropped here and,
+    /// with a bus, in the other instances.
+    fn changed(&self, what: Invalidation) {
         if let Some(bus) = self.bus() {
-            bus.send(&Invalidation::Key(key.to_owned()));
+            bus.send(&what);
         }
-    }
-
-    fn changed_prefix(&self, prefix: &str) {
-        self.local.drop_prefix(prefix);
-        if let Some(bus) = self.bus() {
-            bus.send(&Invalidation::Prefix(prefix.to_owned()));
-        }
+        self.local.apply(what);
     }
 
     /// Reads `key` from L2 and fills L1 for no longer than L2 keeps it.
@@ -320,17 +314,29 @@ impl<S: Store> TieredStore<S> {
         Ok(value)
     }
 
-    /// `l2`'s write `op`, then `key` dropped here and on the bus.
+    /// `l2`'s write `op`, then each of `changes` dropped here and on the
+    /// bus.
+    fn write_then<'a, T: Send + 'a>(
+        &'a self,
+        op: StoreFuture<'a, T>,
+        changes: impl Iterator<Item = Invalidation> + Send + 'a,
+    ) -> StoreFuture<'a, T> {
+        StoreFuture::boxed(async move {
+            let out = op.await;
+            changes.for_each(|what| self.changed(what));
+            out
+        })
+    }
+
     fn write_key<'a, T: Send + 'a>(
         &'a self,
         key: &'a str,
         op: StoreFuture<'a, T>,
     ) -> StoreFuture<'a, T> {
-        StoreFuture::boxed(async move {
-            let out = op.await;
-            self.changed(key);
-            out
-        })
+        self.write_then(
+            op,
+            std::iter::once_with(|| Invalidation::Key(key.to_owned())),
+        )
     }
 
     fn write_keys<'a, T: Send + 'a>(
@@ -338,13 +344,7 @@ impl<S: Store> TieredStore<S> {
         keys: impl Iterator<Item = &'a str> + Send + 'a,
         op: StoreFuture<'a, T>,
     ) -> StoreFuture<'a, T> {
-        StoreFuture::boxed(async move {
-            let out = op.await;
-            for key in keys {
-                self.changed(key);
-            }
-            out
-        })
+        self.write_then(op, keys.map(|key| Invalidation::Key(key.to_owned())))
     }
 }
 
@@ -460,19 +460,13 @@ impl<S: Store> Store for TieredStore<S> {
     }
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
-        StoreFuture::boxed(async move {
-            let out = self.l2.delete_prefix(prefix).await;
-            self.changed_prefix(prefix);
-            out
-        })
+        let prefix_changed = std::iter::once_with(|| Invalidation::Prefix(prefix.to_owned()));
+        self.write_then(self.l2.delete_prefix(prefix), prefix_changed)
     }
 
     fn clear(&self) -> StoreFuture<'_, usize> {
-        StoreFuture::boxed(async move {
-            let out = self.l2.clear().await;
-            self.changed_prefix("");
-            out
-        })
+        let everything = std::iter::once_with(|| Invalidation::Prefix(String::new()));
+        self.write_then(self.l2.clear(), everything)
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {
