@@ -15,8 +15,13 @@ use std::time::Duration;
 
 const KILLS: u64 = 20;
 
-/// Opens the durable store named by `spec` (`backend:path`).
+/// Opens the durable store named by `spec` (`backend:path`, or `url:` and
+/// a store URL for a server's store).
 async fn open(spec: &str) -> Arc<dyn Store> {
+    if let Some(url) = spec.strip_prefix("url:") {
+        let config = kvs::Config::from_url(url).expect("store URL");
+        return kvs::open(&config).await.expect("open");
+    }
     let (backend, path) = spec.split_once(':').expect("backend:path");
     // `leveldb-nosync` is LevelDB without `sync_writes`, for comparison.
     let (kind, sync) = match backend {
@@ -208,6 +213,19 @@ fn sqlite_durable_writes_call_fsync() {
         syncs >= WRITES,
         "each durable commit must reach the disk: {syncs} syncs for {WRITES} writes"
     );
+}
+
+/// A killed client loses nothing PostgreSQL acknowledged: each `set` is a
+/// committed statement (`synchronous_commit` is on by default).
+#[cfg(all(feature = "postgres", feature = "testkit"))]
+#[test]
+fn postgres_keeps_every_acknowledged_write_through_kill_9() {
+    let Some(url) = kvs::testkit::env::server("KVS_TEST_POSTGRES_URL", "postgres") else {
+        return;
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let namespace = kvs::testkit::unique_namespace();
+    crash_rounds(&format!("url:{url}{separator}namespace={namespace}"));
 }
 
 #[test]
