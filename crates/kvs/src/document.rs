@@ -207,6 +207,60 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// The stored form of a document in a row of the native paths (SQLite,
+/// PostgreSQL): the document without its id and timestamps, which are
+/// columns of their own.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Body {
+    v: u64,
+    data: Map<String, Value>,
+    #[serde(default)]
+    metadata: HashMap<String, String>,
+}
+
+/// The body column of a document holding `data` and `metadata`.
+pub(crate) fn encode_body(
+    backend: &'static str,
+    data: Map<String, Value>,
+    metadata: HashMap<String, String>,
+) -> Result<String> {
+    let body = Body {
+        v: FORMAT_VERSION,
+        data,
+        metadata,
+    };
+    serde_json::to_string(&body).map_err(|e| Error::backend(backend, "encoding a document", e))
+}
+
+/// The document a row holds: the inverse of [`encode_body`].
+pub(crate) fn decode_body(
+    backend: &'static str,
+    id: String,
+    body: &str,
+    created_at: i64,
+    updated_at: i64,
+) -> Result<Document> {
+    let body: Body = serde_json::from_str(body)
+        .map_err(|e| Error::backend(backend, format!("decoding document {id:?}"), e))?;
+    if body.v > FORMAT_VERSION {
+        return Err(Error::backend(
+            backend,
+            format!("decoding document {id:?}"),
+            format!(
+                "its format version {} is newer than this kvs understands",
+                body.v
+            ),
+        ));
+    }
+    Ok(Document {
+        id,
+        data: body.data,
+        metadata: body.metadata,
+        created_at: from_millis(created_at),
+        updated_at: from_millis(updated_at),
+    })
+}
+
 /// The stored form of the generic path.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Stored {

@@ -63,3 +63,195 @@ async fn psql_reads_our_table() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "user:42=ada");
     store.clear().await.expect("clear");
 }
+
+/// Filters pushed down to SQL find exactly what the in-process evaluator
+/// finds, on random documents and filters: numbers around 2^53, floats,
+/// nulls, strings with U+0000 (kept as text, not `jsonb`), nested
+/// objects, array-index-looking keys, and every operator.
+mod push_down {
+    use super::harness;
+    use kvs::raw::Filter;
+    use kvs::testkit::Harness;
+    use kvs::{Document, DocumentStore};
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..40).prop_map(|n| json!(n)),
+            prop_oneof![
+                Just(9_007_199_254_740_992u64),
+                Just(9_007_199_254_740_993u64),
+                Just(u64::MAX)
+            ]
+            .prop_map(|n| json!(n)),
+            prop_oneof![
+                Just(1.0f64),
+                Just(2.5),
+                Just(-0.5),
+                Just(9_007_199_254_740_992.0)
+            ]
+            .prop_map(|f| json!(f)),
+            "[ab\u{0}é\"']{0,3}".prop_map(Value::String),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[ab0]", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn data() -> impl Strategy<Value = Map<String, Value>> {
+        prop::collection::btree_map("[abn0]", value(), 0..4).prop_map(|m| m.into_iter().collect())
+    }
+
+    fn condition() -> impl Strategy<Value = (String, Value)> {
+        let path = prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("n"),
+            Just("0"),
+            Just("a.b"),
+            Just("a.0"),
+            Just("b.a.b")
+        ];
+        let test = prop_oneof![
+            value(),
+            scalar().prop_map(|v| json!({"$eq": v})),
+            scalar().prop_map(|v| json!({"$ne": v})),
+            prop::collection::vec(value(), 0..3).prop_map(|v| json!({"$in": v})),
+            any::<bool>().prop_map(|b| json!({"$exists": b})),
+            "[ab\u{0}é]{0,2}".prop_map(|s| json!({"$prefix": s})),
+            (
+                prop_oneof![Just("$gt"), Just("$gte"), Just("$lt"), Just("$lte")],
+                prop_oneof![
+                    (-3i64..40).prop_map(|n| json!(n)),
+                    scalar().prop_filter("a range operand", |v| v.is_number() || v.is_string())
+                ]
+            )
+                .prop_map(|(op, v)| json!({ op: v })),
+        ];
+        (path, test).prop_map(|(p, t)| (p.to_owned(), t))
+    }
+
+    fn filter() -> impl Strategy<Value = Map<String, Value>> {
+        prop::collection::btree_map(
+            prop_oneof![
+                Just("a"),
+                Just("b"),
+                Just("n"),
+                Just("0"),
+                Just("a.b"),
+                Just("a.0")
+            ],
+            condition().prop_map(|(_, t)| t),
+            0..3,
+        )
+        .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
+    #[test]
+    fn push_down_agrees_with_the_evaluator() {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let Some(h) = rt.block_on(harness()) else {
+            return;
+        };
+        let namespace = format!("{}pushdown", kvs::testkit::unique_namespace());
+        let store = rt
+            .block_on(h.open_documents(&namespace))
+            .expect("open_documents");
+        let config = ProptestConfig {
+            cases: 256,
+            ..ProptestConfig::default()
+        };
+        let case = std::sync::atomic::AtomicU32::new(0);
+        let (queries, matched) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        proptest!(config, |(docs in prop::collection::vec(data(), 1..14),
+                            filters in prop::collection::vec(filter(), 1..8),
+                            single in prop::collection::vec(condition(), 1..6))| {
+            let n = case.fetch_add(1, Ordering::Relaxed);
+            let collection = format!("c{n}");
+            rt.block_on(async {
+                for (i, data) in docs.iter().enumerate() {
+                    store
+                        .put(&collection, Document::new(format!("d{i:02}"), data.clone()))
+                        .await
+                        .expect("put");
+                }
+            });
+            let singles = single.into_iter().map(|(p, t)| Map::from_iter([(p, t)]));
+            for f in filters.into_iter().chain(singles) {
+                let parsed = Filter::parse(&f);
+                let found = rt.block_on(store.query(&collection, &f));
+                match parsed {
+                    Err(_) => prop_assert!(found.is_err(), "{f:?} parsed nowhere but was answered"),
+                    Ok(parsed) => {
+                        let found: Vec<String> = found
+                            .unwrap_or_else(|e| panic!("{}: {e}", Value::Object(f.clone())))
+                            .into_iter()
+                            .map(|d| d.id)
+                            .collect();
+                        let expected: Vec<String> = docs
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, data)| parsed.matches(data))
+                            .map(|(i, _)| format!("d{i:02}"))
+                            .collect();
+                        queries.fetch_add(1, Ordering::Relaxed);
+                        matched.fetch_add(expected.len(), Ordering::Relaxed);
+                        prop_assert_eq!(found, expected, "filter {}", Value::Object(f.clone()));
+                    }
+                }
+            }
+        });
+        eprintln!(
+            "push-down: {} cases, {} queries agreed with the evaluator, {} matches in all",
+            case.load(Ordering::Relaxed),
+            queries.load(Ordering::Relaxed),
+            matched.load(Ordering::Relaxed)
+        );
+        rt.block_on(async {
+            for name in store.collections().await.expect("collections") {
+                for doc in store.query(&name, &Map::new()).await.expect("all") {
+                    store.delete_doc(&name, &doc.id).await.expect("delete");
+                }
+            }
+        });
+    }
+
+    /// `psql` reads a document as `jsonb`.
+    #[tokio::test]
+    async fn psql_reads_a_document() {
+        let Some(h) = harness().await else { return };
+        let namespace = format!("{}psqldoc", kvs::testkit::unique_namespace());
+        let store = h.open_documents(&namespace).await.expect("open");
+        let data = json!({"name": "ada", "age": 36});
+        let doc = Document::new("u1", data.as_object().cloned().unwrap_or_default());
+        store.put("users", doc).await.expect("put");
+        let url = std::env::var("KVS_TEST_POSTGRES_URL").expect("url");
+        let query = format!(
+            "SELECT body->'data'->>'name' FROM kvs_documents \
+             WHERE strpos(namespace, '{namespace}') > 0 AND collection = 'users'::bytea \
+             AND id = 'u1'::bytea"
+        );
+        let out = std::process::Command::new("psql")
+            .args([url.as_str(), "-At", "-c", &query])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ada");
+        store.delete_doc("users", "u1").await.expect("delete");
+    }
+}

@@ -24,19 +24,21 @@
 //! `cleanup_interval`, in one process at a time (a session advisory lock
 //! taken with `pg_try_advisory_lock`).
 //!
-//! Documents use the generic document layer over a second table,
-//! `<table>_docs`.
+//! Documents are native: a second table, `<table>_documents`, holds them
+//! as `jsonb`, and filters are pushed down into SQL (see `documents.rs`).
 //!
 //! # Files
 //!
-//! `sql.rs` (the statements), `errors.rs` (PostgreSQL's errors as kvs's).
+//! `sql.rs` (the key table's statements), `documents.rs` (the documents
+//! table and filter push-down), `errors.rs` (PostgreSQL's errors as
+//! kvs's).
 
+mod documents;
 mod errors;
 mod sql;
 
 use crate::config::PostgresConfig;
 use crate::deadline::{check_batch_ttl, check_ttl, deadline_ms, remaining, NEVER};
-use crate::document::{DocSpace, Documents};
 use crate::expiry::{Clock, SystemClock};
 use crate::future::check;
 use crate::generic::{last_of_each, next_counter, validate_all};
@@ -44,6 +46,7 @@ use crate::key::{normalize_namespace, prefix_successor, validate_key, validate_p
 use crate::{DocumentStore, Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use documents::DocSql;
 use errors::{pool_error, postgres_error};
 use sql::Sql;
 use std::future::Future;
@@ -77,6 +80,7 @@ struct Inner {
     pool: Pool,
     namespace: String,
     sql: Sql,
+    docs: DocSql,
     clock: Arc<dyn Clock>,
     closed: AtomicBool,
     command_timeout: Duration,
@@ -132,6 +136,7 @@ impl PostgresStore {
             pool,
             namespace,
             sql: Sql::new(&table, &index),
+            docs: DocSql::new(&config.table),
             clock,
             closed: AtomicBool::new(false),
             command_timeout: config.command_timeout,
@@ -168,19 +173,12 @@ impl PostgresStore {
         config: PostgresConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<dyn DocumentStore>> {
-        let namespace = normalize_namespace(namespace)?;
-        let keys =
-            PostgresStore::open_with_clock(&namespace, config.clone(), Arc::clone(&clock)).await?;
-        // Documents live in a table of their own beside the keys' table
-        // (`<table>_docs`), under the same namespace; they never expire.
-        let docs_config = PostgresConfig {
-            table: format!("{}_docs", config.table),
-            cleanup_interval: Duration::ZERO,
-            ..config
-        };
-        let docs =
-            PostgresStore::open_with_clock(&namespace, docs_config, Arc::clone(&clock)).await?;
-        Ok(Arc::new(Documents::new(keys, docs, clock)))
+        let create_table = config.create_table;
+        let store = PostgresStore::open_with_clock(namespace, config, clock).await?;
+        if !create_table {
+            store.inner.check_documents_table().await?;
+        }
+        Ok(Arc::new(store))
     }
 
     /// The namespace this store was opened for.
@@ -295,13 +293,14 @@ impl Inner {
     async fn create_table(&self, table: &str) -> Result<()> {
         let lock_name = format!("kvs table {table}");
         let create = &self.sql.create;
+        let docs_create = &self.docs.create;
         self.with_client("creating the table", |mut client| async move {
             let transaction = client.transaction().await?;
             // Processes creating the table at once take turns.
             transaction
                 .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_name])
                 .await?;
-            for statement in create {
+            for statement in create.iter().chain(docs_create) {
                 transaction.execute(statement.as_str(), &[]).await?;
             }
             transaction.commit().await
@@ -805,22 +804,6 @@ impl Store for PostgresStore {
                 )
                 .await?;
             Ok(first_count(&rows))
-        })
-    }
-}
-
-/// The generic document layer keeps documents in a second table.
-impl DocSpace for PostgresStore {
-    fn scan_values<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
-        StoreFuture::boxed(async move {
-            let keys = self.inner.keys(prefix, None, None).await?;
-            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let values = self.get_many(&refs).await?;
-            Ok(keys
-                .into_iter()
-                .zip(values)
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect())
         })
     }
 }

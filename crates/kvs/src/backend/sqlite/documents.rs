@@ -16,7 +16,7 @@
 
 use super::writes::Write;
 use super::SqliteStore;
-use crate::document::{from_millis, now, validate, Document, DocumentStore};
+use crate::document::{now, validate, Document, DocumentStore};
 use crate::filter::{Filter, Test};
 use crate::future::check;
 use crate::{Error, Result, StoreFuture};
@@ -26,48 +26,12 @@ use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-/// The body column: a document without its id and timestamps.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Body {
-    v: u64,
-    data: Map<String, Value>,
-    #[serde(default)]
-    metadata: HashMap<String, String>,
-}
-
-const FORMAT_VERSION: u64 = 1;
-
-/// The body column of a document holding `data` and `metadata`.
 fn body(data: Map<String, Value>, metadata: HashMap<String, String>) -> Result<String> {
-    let body = Body {
-        v: FORMAT_VERSION,
-        data,
-        metadata,
-    };
-    serde_json::to_string(&body).map_err(|e| Error::backend("sqlite", "encoding a document", e))
+    crate::document::encode_body("sqlite", data, metadata)
 }
 
-/// The document a row holds: the inverse of [`body`].
 fn document(id: String, body: &str, created_at: i64, updated_at: i64) -> Result<Document> {
-    let body: Body = serde_json::from_str(body)
-        .map_err(|e| Error::backend("sqlite", format!("decoding document {id:?}"), e))?;
-    if body.v > FORMAT_VERSION {
-        return Err(Error::backend(
-            "sqlite",
-            format!("decoding document {id:?}"),
-            format!(
-                "its format version {} is newer than this kvs understands",
-                body.v
-            ),
-        ));
-    }
-    Ok(Document {
-        id,
-        data: body.data,
-        metadata: body.metadata,
-        created_at: from_millis(created_at),
-        updated_at: from_millis(updated_at),
-    })
+    crate::document::decode_body("sqlite", id, body, created_at, updated_at)
 }
 
 /// SQL conditions (joined with AND) and their parameters for `filter`,
