@@ -374,7 +374,13 @@ pub const DEFAULT_POSTGRES_TIMEOUT: Duration = Duration::from_secs(5);
 #[non_exhaustive]
 pub struct PostgresConfig {
     /// A libpq-style connection URL (`postgres://user@host:port/db`,
-    /// with `sslmode`, `application_name`, … as PostgreSQL reads them).
+    /// with `application_name`, `options`, … as PostgreSQL reads them).
+    ///
+    /// TLS: `sslmode=require` or `verify-full` connects with rustls or
+    /// not at all, and always verifies the server's certificate (against
+    /// the PEM file `sslrootcert` names, or the Mozilla roots) and host
+    /// name; `disable`, `prefer` or no `sslmode` is plain TCP.
+    /// `verify-ca` is refused.
     pub url: String,
     /// The password, if not in the URL.
     pub password: String,

@@ -24,9 +24,24 @@ pub(super) fn postgres_error(place: &str, what: &str, e: tokio_postgres::Error) 
     };
     let message = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        None => with_sources(&e),
     };
     Error::backend(BACKEND, format!("{what} on {place}"), message).temporary_if(temporary)
+}
+
+/// `e` and its causes on one line: "error performing TLS handshake" alone
+/// does not say that the certificate was the trouble.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text.replace('\n', " ")
 }
 
 pub(super) fn pool_error(place: &str, what: &str, e: deadpool_postgres::PoolError) -> Error {

@@ -24,18 +24,22 @@
 //! `cleanup_interval`, in one process at a time (a session advisory lock
 //! taken with `pg_try_advisory_lock`).
 //!
+//! TLS is rustls, verified, when the URL's `sslmode` asks for it (see
+//! `tls.rs`).
+//!
 //! Documents are native: a second table, `<table>_documents`, holds them
 //! as `jsonb`, and filters are pushed down into SQL (see `documents.rs`).
 //!
 //! # Files
 //!
 //! `sql.rs` (the key table's statements), `documents.rs` (the documents
-//! table and filter push-down), `errors.rs` (PostgreSQL's errors as
+//! table and filter push-down), `tls.rs` (`sslmode`), `errors.rs` (PostgreSQL's errors as
 //! kvs's).
 
 mod documents;
 mod errors;
 mod sql;
+mod tls;
 
 use crate::config::PostgresConfig;
 use crate::deadline::{check_batch_ttl, check_ttl, deadline_ms, remaining, NEVER};
@@ -106,7 +110,8 @@ impl PostgresStore {
         let namespace = normalize_namespace(namespace)?;
         let table = quote_identifier(&config.table)?;
         let index = quote_identifier(&format!("{}_expires_at", config.table))?;
-        let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
+        let (url, tls) = tls::split(&config.url)?;
+        let mut pg: tokio_postgres::Config = url.parse().map_err(|e| {
             Error::config(format!(
                 "postgres: the url is not a PostgreSQL connection URL: {e}"
             ))
@@ -115,14 +120,15 @@ impl PostgresStore {
             pg.password(config.password.as_bytes());
         }
         pg.connect_timeout(config.connect_timeout);
+        pg.ssl_mode(tls.ssl_mode());
         let place = describe(&pg, &config.table);
-        let manager = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls.connector()? {
+            Some(rustls) => Manager::from_config(pg, rustls, recycling()),
+            None => Manager::from_config(pg, tokio_postgres::NoTls, recycling()),
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
             .wait_timeout(Some(config.connect_timeout))

@@ -1,11 +1,16 @@
-//! A PostgreSQL server that crashes and comes back, or stops answering:
-//! calls in between fail with `Error::Backend` within the command timeout
-//! (no hang, no panic), the same store works again afterwards without
-//! being reopened, and no acknowledged write is lost to the crash.
+//! PostgreSQL servers of the tests' own:
+//!
+//! - one that crashes and comes back, or stops answering: calls in
+//!   between fail with `Error::Backend` within the command timeout (no
+//!   hang, no panic), the same store works again afterwards without being
+//!   reopened, and no acknowledged write is lost to the crash;
+//! - one that accepts only TLS: kvs connects with `sslmode=verify-full`
+//!   and the test's CA, and refuses a server it cannot verify.
 //!
 //! Each test runs a server of its own (`initdb` in a temporary directory,
 //! a free loopback port) from the binaries `KVS_TEST_POSTGRES_BIN` names,
-//! so it can crash and freeze that server without touching anyone else's.
+//! so it can crash, freeze and reconfigure that server without touching
+//! anyone else's.
 
 use kvs::{Config, Error, Store};
 use std::path::{Path, PathBuf};
@@ -52,6 +57,12 @@ impl Server {
     /// A new server, started; `None` (with a loud line, or a failure in
     /// CI) when the PostgreSQL binaries are not known.
     fn start(test: &str) -> Option<Server> {
+        Server::start_with(test, |_| {})
+    }
+
+    /// Like [`Server::start`], with `setup` run on the data directory
+    /// between `initdb` and the first start.
+    fn start_with(test: &str, setup: impl FnOnce(&Path)) -> Option<Server> {
         let bin = match std::env::var("KVS_TEST_POSTGRES_BIN") {
             Ok(bin) if Path::new(&bin).join("initdb").exists() => PathBuf::from(bin),
             _ => {
@@ -78,6 +89,7 @@ impl Server {
             .arg(&data)
             .args(["-U", "kvs", "-A", "trust", "--no-sync"]);
         run(initdb, "initdb");
+        setup(&data);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -294,4 +306,170 @@ async fn a_server_that_stops_answering_times_out_and_is_used_again_when_it_answe
     );
     until_it_works(&*store, Duration::from_secs(30)).await;
     assert_eq!(&store.get("k").await.expect("get")[..], b"v");
+}
+
+/// Runs openssl in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let mut command = Command::new("openssl");
+    command.current_dir(dir).args(args);
+    run(command, &format!("openssl {}", args[0]));
+}
+
+/// A CA (`ca.pem`) in `dir`, and a server certificate it signed for
+/// `localhost` and 127.0.0.1 in the data directory, with `ssl = on` and a
+/// pg_hba.conf that refuses TCP without TLS.
+fn tls_server(data: &Path, dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=kvs test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("extensions");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    for file in ["server.crt", "server.key"] {
+        std::fs::copy(dir.join(file), data.join(file)).expect("copy into the data directory");
+        let _ = Command::new("chown")
+            .arg("postgres")
+            .arg(data.join(file))
+            .output();
+        let _ = Command::new("chmod")
+            .arg("600")
+            .arg(data.join(file))
+            .output();
+    }
+    let mut conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .expect("postgresql.conf");
+    use std::io::Write as _;
+    writeln!(
+        conf,
+        "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'"
+    )
+    .expect("ssl settings");
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+    )
+    .expect("pg_hba.conf");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_when_the_url_asks_for_it() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    let Some(server) = Server::start_with("TLS", |data| tls_server(data, certs.path())) else {
+        return;
+    };
+    let ca = certs.path().join("ca.pem").display().to_string();
+    let url = |host: &str, query: &str| {
+        format!(
+            "postgres://kvs@{host}:{}/postgres?namespace=tls&connect_timeout=5s&{query}",
+            server.port
+        )
+    };
+    let open = |url: String| async move {
+        let config = Config::from_url(&url).expect("config");
+        kvs::open(&config).await
+    };
+
+    // Verified against the test's CA, by IP address and by name.
+    for host in ["127.0.0.1", "localhost"] {
+        let query = format!("sslmode=verify-full&sslrootcert={ca}&hostaddr=127.0.0.1");
+        let store = open(url(host, &query))
+            .await
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+        store.set("k", b"v", None).await.expect("set over TLS");
+        assert_eq!(&store.get("k").await.expect("get")[..], b"v");
+        store.close().await.expect("close");
+    }
+    // `require` verifies too.
+    let store = open(url(
+        "127.0.0.1",
+        &format!("sslmode=require&sslrootcert={ca}"),
+    ))
+    .await
+    .expect("require with the CA");
+    store.close().await.expect("close");
+
+    // The server refuses plain TCP: without sslmode kvs does not encrypt.
+    let plain = open(url("127.0.0.1", "sslmode=disable"))
+        .await
+        .err()
+        .expect("plain TCP is refused");
+    assert!(
+        plain.to_string().contains("no encryption") || plain.to_string().contains("pg_hba"),
+        "{plain}"
+    );
+    // A certificate no known root signed, and a name it was not issued for.
+    let unknown = open(url("127.0.0.1", "sslmode=require"))
+        .await
+        .err()
+        .expect("an unknown CA");
+    let wrong_name = open(url(
+        "wrong.example",
+        &format!("sslmode=verify-full&sslrootcert={ca}&hostaddr=127.0.0.1"),
+    ))
+    .await
+    .err()
+    .expect("a wrong host name");
+    for (e, needle) in [(&unknown, "certificate"), (&wrong_name, "certificate")] {
+        let text = e.to_string();
+        assert!(text.contains(needle) && !text.contains('\n'), "{text}");
+    }
+    eprintln!("postgres TLS: verified by IP and name; refused: {plain} | {unknown} | {wrong_name}");
 }
