@@ -143,6 +143,12 @@ pairs! {
     dynamodb_to_leveldb: DynamoDb -> LevelDb,
     dynamodb_to_redis: DynamoDb -> Redis,
     sqlite_to_sqlite: Sqlite -> Sqlite,
+    sqlite_to_postgres: Sqlite -> Postgres,
+    redis_to_postgres: Redis -> Postgres,
+    dynamodb_to_postgres: DynamoDb -> Postgres,
+    postgres_to_sqlite: Postgres -> Sqlite,
+    postgres_to_redis: Postgres -> Redis,
+    postgres_to_postgres: Postgres -> Postgres,
 }
 
 /// Two SQLite stores in one directory, as the options tests use them.
@@ -333,4 +339,6 @@ document_pairs! {
     documents_leveldb_to_redis: LevelDb -> Redis,
     documents_redis_to_dynamodb: Redis -> DynamoDb,
     documents_dynamodb_to_sqlite: DynamoDb -> Sqlite,
+    documents_sqlite_to_postgres: Sqlite -> Postgres,
+    documents_postgres_to_dynamodb: Postgres -> DynamoDb,
 }

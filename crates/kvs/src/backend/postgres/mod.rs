@@ -47,7 +47,7 @@ use crate::expiry::{Clock, SystemClock};
 use crate::future::check;
 use crate::generic::{last_of_each, next_counter, validate_all};
 use crate::key::{normalize_namespace, prefix_successor, validate_key, validate_prefix};
-use crate::{DocumentStore, Error, Result, Store, StoreFuture};
+use crate::{DocumentStore, Entry, Error, Result, Store, StoreFuture};
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use documents::DocSql;
@@ -359,30 +359,39 @@ impl Inner {
         after: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Vec<String>> {
-        let ns = &self.namespace;
-        let now = self.now();
-        let start = prefix.as_bytes();
-        let sql = &self.sql;
-        let rows = match after.filter(|a| *a >= prefix) {
+        let rows = self
+            .ranged("listing keys", &self.sql.keys, prefix, after, limit)
+            .await?;
+        rows.iter().map(|row| key_of(row.get(0))).collect()
+    }
+
+    /// The rows `statements` read under `prefix`, after `after` (or from
+    /// the prefix itself), up to `limit` (`None`: all).
+    async fn ranged(
+        &self,
+        what: &str,
+        statements: &sql::Ranged,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let (ns, now, start) = (&self.namespace, self.now(), prefix.as_bytes());
+        match after.filter(|a| *a >= prefix) {
             None => {
-                let statements = (sql.list_from.as_str(), sql.list_range.as_str());
-                self.query_prefix(
-                    "listing keys",
-                    prefix,
-                    statements,
-                    &[ns, &start, &now, &limit],
-                )
-                .await?
+                let pair = (statements.from.as_str(), statements.range.as_str());
+                self.query_prefix(what, prefix, pair, &[ns, &start, &now, &limit])
+                    .await
             }
             Some(after) => {
                 let after = after.as_bytes();
-                let statements = (sql.page_from.as_str(), sql.page_range.as_str());
+                let pair = (
+                    statements.page_from.as_str(),
+                    statements.page_range.as_str(),
+                );
                 let params: [&(dyn ToSql + Sync); 5] = [ns, &start, &now, &limit, &after];
-                self.query_prefix("listing a page of keys", prefix, statements, &params)
-                    .await?
+                self.query_prefix(what, prefix, pair, &params).await
             }
-        };
-        rows.iter().map(|row| key_of(row.get(0))).collect()
+        }
     }
 }
 
@@ -791,6 +800,44 @@ impl Store for PostgresStore {
                 .await?;
             let next = (limit > 0 && keys.len() == limit).then(|| keys[limit - 1].clone());
             Ok((keys, next))
+        })
+    }
+
+    fn entries_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, (Vec<Entry>, Option<String>)> {
+        check!(validate_prefix(prefix));
+        StoreFuture::boxed(async move {
+            let i = &*self.inner;
+            let limit_sql = Some(i64::try_from(limit).unwrap_or(i64::MAX));
+            let rows = i
+                .ranged(
+                    "reading a page of entries",
+                    &i.sql.entries,
+                    prefix,
+                    start_after,
+                    limit_sql,
+                )
+                .await?;
+            let now = i.clock.now_ms();
+            let entries = rows
+                .iter()
+                .map(|row| {
+                    let deadline: Option<i64> = row.get(2);
+                    Ok(Entry {
+                        key: key_of(row.get(0))?,
+                        value: Bytes::from(row.get::<_, Vec<u8>>(1)),
+                        ttl: deadline.and_then(|d| remaining(u64::try_from(d).unwrap_or(0), now)),
+                    })
+                })
+                .collect::<Result<Vec<Entry>>>()?;
+            // Every row read is live, so a full page is the listing's.
+            let next =
+                (limit > 0 && entries.len() == limit).then(|| entries[limit - 1].key.clone());
+            Ok((entries, next))
         })
     }
 

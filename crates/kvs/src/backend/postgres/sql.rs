@@ -22,12 +22,12 @@ pub(super) struct Sql {
     pub delete: String,
     pub exists: String,
     pub ttl: String,
-    pub list_from: String,
-    pub list_range: String,
+    /// Listing keys.
+    pub keys: Ranged,
+    /// Reading entries: key, value, deadline.
+    pub entries: Ranged,
     pub count_from: String,
     pub count_range: String,
-    pub page_from: String,
-    pub page_range: String,
     pub get_many: String,
     pub set_many: String,
     pub delete_many: String,
@@ -39,6 +39,31 @@ pub(super) struct Sql {
     pub delete_from: String,
     pub delete_range: String,
     pub sweep: String,
+}
+
+/// The four statements that read `columns` of a prefix's live rows in key
+/// order: the first page or a later one (after a cursor), each with the
+/// prefix's range end or open-ended (see `Inner::query_prefix`).
+pub(super) struct Ranged {
+    pub from: String,
+    pub range: String,
+    pub page_from: String,
+    pub page_range: String,
+}
+
+impl Ranged {
+    fn new(t: &str, columns: &str) -> Ranged {
+        // $4: a limit, NULL for none (LIMIT NULL is LIMIT ALL); $5: the
+        // cursor of a later page; the range's end comes last.
+        let head = format!("SELECT {columns} FROM {t} WHERE namespace = $1 AND key >= $2");
+        let tail = format!("AND {} ORDER BY key LIMIT $4", live!(3));
+        Ranged {
+            from: format!("{head} {tail}"),
+            range: format!("{head} AND key < $5 {tail}"),
+            page_from: format!("{head} AND key > $5 {tail}"),
+            page_range: format!("{head} AND key > $5 AND key < $6 {tail}"),
+        }
+    }
 }
 
 impl Sql {
@@ -77,35 +102,14 @@ impl Sql {
                 "SELECT expires_at FROM {t} WHERE namespace = $1 AND key = $2 AND {}",
                 live!(3)
             ),
-            // $4: a limit, NULL for none (LIMIT NULL is LIMIT ALL); $5: the
-            // end of the range, where there is one.
-            list_from: format!(
-                "SELECT key FROM {t} WHERE namespace = $1 AND key >= $2 AND {} ORDER BY key LIMIT $4",
-                live!(3)
-            ),
-            list_range: format!(
-                "SELECT key FROM {t} WHERE namespace = $1 AND key >= $2 AND key < $5 AND {} \
-                 ORDER BY key LIMIT $4",
-                live!(3)
-            ),
+            keys: Ranged::new(t, "key"),
+            entries: Ranged::new(t, "key, value, expires_at"),
             count_from: format!(
                 "SELECT count(*) FROM {t} WHERE namespace = $1 AND key >= $2 AND {}",
                 live!(3)
             ),
             count_range: format!(
                 "SELECT count(*) FROM {t} WHERE namespace = $1 AND key >= $2 AND key < $4 AND {}",
-                live!(3)
-            ),
-            // The pages after the first: $5 is the cursor, $4 the limit,
-            // $6 the end of the range.
-            page_from: format!(
-                "SELECT key FROM {t} WHERE namespace = $1 AND key >= $2 AND key > $5 AND {} \
-                 ORDER BY key LIMIT $4",
-                live!(3)
-            ),
-            page_range: format!(
-                "SELECT key FROM {t} WHERE namespace = $1 AND key >= $2 AND key < $6 AND key > $5 \
-                 AND {} ORDER BY key LIMIT $4",
                 live!(3)
             ),
             get_many: format!(
