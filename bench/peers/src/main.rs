@@ -1,6 +1,6 @@
 //! The peers of `kvs bench` that cannot be built with kvs, under the same
-//! workloads: OpenDAL's and keyv's SQLite services, and openkeyv's
-//! DynamoDB store. `kvs bench` runs this with the keys, durations, rounds
+//! workloads: OpenDAL's and keyv's SQLite services, openkeyv's DynamoDB
+//! store, and the PostgreSQL stores of OpenDAL, openkeyv and keyv. `kvs bench` runs this with the keys, durations, rounds
 //! and task counts of its own run and reads one JSON result line per
 //! measurement from stdout. Each library is used as its documentation
 //! shows, through the subjects of `kvs_bench::subjects::libraries`.
@@ -8,6 +8,7 @@
 //! ```text
 //! kvs-bench-peers --keys 10000 --duration-ms 50 --rounds 1 --tasks 1,64 --sqlite /tmp/x
 //! kvs-bench-peers --keys 10000 --dynamodb http://127.0.0.1:5006 --region us-east-1
+//! kvs-bench-peers --keys 10000 --postgres postgres://kvs@127.0.0.1:5439/postgres
 //! ```
 
 use kvs_bench::subjects::libraries::{Keyv, OpenDal, OpenKeyv};
@@ -32,6 +33,8 @@ struct Args {
     dynamodb: Option<String>,
     /// The AWS region; empty: from the environment, as the SDK finds it.
     region: String,
+    /// The PostgreSQL server's URL, if the PostgreSQL peers are to run.
+    postgres: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -46,6 +49,7 @@ fn parse() -> Result<Args, String> {
         sqlite: None,
         dynamodb: None,
         region: String::new(),
+        postgres: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +78,7 @@ fn parse() -> Result<Args, String> {
             "--sqlite" => args.sqlite = Some(PathBuf::from(value)),
             "--dynamodb" => args.dynamodb = Some(value),
             "--region" => args.region = value,
+            "--postgres" => args.postgres = Some(value),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -108,7 +113,102 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(endpoint) = &args.dynamodb {
         dynamodb(&args, endpoint).await?;
     }
+    if let Some(url) = &args.postgres {
+        postgres(url, &args.plan).await?;
+    }
     Ok(())
+}
+
+/// The tables the PostgreSQL peers write, dropped before and after.
+const POSTGRES_TABLES: [&str; 4] = [
+    "kvs_bench_opendal",
+    "kvs_bench_keyv",
+    "kvs_bench_openkeyv",
+    "kvs_bench_openkeyv_changes",
+];
+
+async fn drop_postgres_tables(pool: &sqlx::PgPool) -> Result<(), String> {
+    for table in POSTGRES_TABLES {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+            .execute(pool)
+            .await
+            .map_err(|e| format!("dropping {table}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// OpenDAL's, keyv's and openkeyv's PostgreSQL stores on the server at
+/// `url`, each on a table of its own, as their documentation shows.
+async fn postgres(url: &str, plan: &Plan) -> Result<(), String> {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
+    drop_postgres_tables(&pool).await?;
+    let result = postgres_peers(url, &pool, plan).await;
+    let dropped = drop_postgres_tables(&pool).await;
+    result.and(dropped)
+}
+
+async fn postgres_peers(url: &str, pool: &sqlx::PgPool, plan: &Plan) -> Result<(), String> {
+    // OpenDAL's service reads and writes a table it does not create.
+    sqlx::query("CREATE TABLE kvs_bench_opendal (key text PRIMARY KEY, value bytea NOT NULL)")
+        .execute(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let builder = opendal::services::Postgresql::default()
+        .connection_string(url)
+        .table("kvs_bench_opendal")
+        .key_field("key")
+        .value_field("value");
+    let op = opendal::Operator::new(builder).map_err(|e| e.to_string())?;
+    run_subject(
+        "postgres",
+        "opendal",
+        "postgres",
+        "same server; services::Postgresql, its own pool",
+        OpenDal(op),
+        plan,
+        print,
+    )
+    .await?;
+
+    let store = keyv::adapter::postgres::PostgresStoreBuilder::new()
+        .pool(Arc::new(pool.clone()))
+        .table_name("kvs_bench_keyv")
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    let keyv = keyv::Keyv::try_new(store)
+        .await
+        .map_err(|e| e.to_string())?;
+    run_subject(
+        "postgres",
+        "keyv",
+        "postgres",
+        "same server; adapter::postgres::PostgresStore on an sqlx pool of 10; JSON string values",
+        Keyv(keyv),
+        plan,
+        print,
+    )
+    .await?;
+
+    let store = openkeyv::store::postgres::PostgresStore::from_pool(
+        pool.clone(),
+        Some("kvs_bench_openkeyv"),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    run_subject(
+        "postgres",
+        "openkeyv",
+        "postgres",
+        "same server; store::postgres::PostgresStore on an sqlx pool of 10 (its defaults: a change log row per write)",
+        OpenKeyv(store),
+        plan,
+        print,
+    )
+    .await
+    .map(drop)
 }
 
 async fn sqlite(dir: &Path, plan: &Plan) -> Result<(), String> {

@@ -30,6 +30,7 @@
 pub mod cache;
 #[cfg(feature = "suite")]
 pub mod copy;
+#[cfg(feature = "suite")]
 pub mod layers;
 pub mod measure;
 pub mod report;

@@ -4,7 +4,7 @@
 use crate::measure::{self, Measurement, Run};
 use crate::report::{self, Comparison, Line, BUFFERED_LEVELDB};
 use crate::subjects::kvs::Kvs;
-use crate::subjects::{dynamodb, leveldb, memory, redis, sqlite};
+use crate::subjects::{dynamodb, leveldb, memory, postgres, redis, sqlite};
 use crate::workload::Workload;
 use crate::{external, OpError, OpResult, Subject};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -81,13 +81,14 @@ pub struct Report {
 }
 
 /// The subjects that are raw clients (target 0.9×), not libraries (1.0×).
-const RAW: [&str; 7] = [
+const RAW: [&str; 8] = [
     "dashmap",
     "moka",
     "rusqlite",
     "rusty-leveldb",
     "redis",
     "aws-sdk-dynamodb",
+    "tokio-postgres",
     "one-at-a-time",
 ];
 
@@ -146,6 +147,14 @@ pub async fn run(options: &Options) -> Result<Report, String> {
                         0
                     }
             }
+            BackendKind::Postgres => {
+                2 * runs_per_subject
+                    + if options.external {
+                        3 * runs_per_subject / rounds
+                    } else {
+                        0
+                    }
+            }
             _ => runs_per_subject,
         })
         .sum();
@@ -175,6 +184,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
             BackendKind::LevelDb => bench.leveldb(config).await?,
             BackendKind::Redis => bench.redis(config).await?,
             BackendKind::DynamoDb => bench.dynamodb(config).await?,
+            BackendKind::Postgres => bench.postgres(config).await?,
             _ => bench.kvs_only(config).await?,
         }
     }
@@ -607,6 +617,32 @@ impl Bench<'_> {
         self.external("dynamodb", &args).await
     }
 
+    async fn postgres(&mut self, config: Config) -> Result<(), String> {
+        // The URL's Debug form hides a password, quoted: unquote it.
+        let shown = format!("{:?}", kvs::raw::RedactedUrl(&config.postgres.url));
+        let same = format!("same server ({})", shown.trim_matches('"'));
+        self.add_kvs(config.clone(), "postgres", &format!("{same}; pool of 8"), false)
+            .await?;
+        let raw = postgres::RawPostgres::connect(&config.postgres.url, &config.postgres.password)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        self.add(
+            "tokio-postgres",
+            "postgres",
+            &format!("{same}; deadpool-postgres pool of 8, prepared statements"),
+            raw,
+            false,
+        )
+        .await?;
+        self.race("postgres").await?;
+        let raw = postgres::RawPostgres::connect(&config.postgres.url, &config.postgres.password)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        raw.clean().await.map_err(|e| format!("{e:?}"))?;
+        let args = ["--postgres".into(), config.postgres.url.clone().into()];
+        self.external("postgres", &args).await
+    }
+
     /// Runs `backend`'s peers in `bench/peers` (with `args` saying where),
     /// unless the options leave them out, and adds their lines.
     async fn external(&mut self, backend: &str, args: &[OsString]) -> Result<(), String> {
@@ -636,6 +672,7 @@ fn backend_name(kind: BackendKind) -> &'static str {
         BackendKind::Sqlite => "sqlite",
         BackendKind::LevelDb => "leveldb",
         BackendKind::Redis => "redis",
+        BackendKind::Postgres => "postgres",
         _ => "dynamodb",
     }
 }

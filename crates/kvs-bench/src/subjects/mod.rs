@@ -10,6 +10,8 @@ pub mod libraries;
 #[cfg(feature = "suite")]
 pub mod memory;
 #[cfg(feature = "suite")]
+pub mod postgres;
+#[cfg(feature = "suite")]
 pub mod redis;
 #[cfg(feature = "suite")]
 pub mod sqlite;
