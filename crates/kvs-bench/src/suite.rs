@@ -621,11 +621,19 @@ impl Bench<'_> {
         // The URL's Debug form hides a password, quoted: unquote it.
         let shown = format!("{:?}", kvs::raw::RedactedUrl(&config.postgres.url));
         let same = format!("same server ({})", shown.trim_matches('"'));
-        self.add_kvs(config.clone(), "postgres", &format!("{same}; pool of 8"), false)
-            .await?;
+        let fail = |e: OpError| format!("{e:?}");
+        self.add_kvs(
+            config.clone(),
+            "postgres",
+            &format!("{same}; pool of 8"),
+            false,
+        )
+        .await?;
         let raw = postgres::RawPostgres::connect(&config.postgres.url, &config.postgres.password)
             .await
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(fail)?;
+        raw.reset().await.map_err(fail)?;
+        let admin = raw.clone();
         self.add(
             "tokio-postgres",
             "postgres",
@@ -634,11 +642,12 @@ impl Bench<'_> {
             false,
         )
         .await?;
-        self.race("postgres").await?;
-        let raw = postgres::RawPostgres::connect(&config.postgres.url, &config.postgres.password)
+        admin
+            .vacuum(&[&config.postgres.table, postgres::TABLE])
             .await
-            .map_err(|e| format!("{e:?}"))?;
-        raw.clean().await.map_err(|e| format!("{e:?}"))?;
+            .map_err(fail)?;
+        self.race("postgres").await?;
+        admin.clean().await.map_err(fail)?;
         let args = ["--postgres".into(), config.postgres.url.clone().into()];
         self.external("postgres", &args).await
     }

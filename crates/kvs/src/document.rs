@@ -16,8 +16,9 @@
 //! ```
 //!
 //! `query` reads the collection's range in id order and keeps the documents
-//! that pass the [`Filter`], evaluated in Rust. SQLite has a native
-//! implementation that pushes the filter down into SQL (see its module).
+//! that pass the [`Filter`], evaluated in Rust. SQLite and PostgreSQL have
+//! native implementations that push the filter down into SQL (see their
+//! modules).
 
 use crate::expiry::Clock;
 use crate::filter::Filter;

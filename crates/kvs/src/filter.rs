@@ -2,9 +2,9 @@
 //! them against a document's `data` in Rust.
 //!
 //! Backends that cannot push filters down evaluate every document with
-//! [`Filter::matches`]; a backend that does push down (SQLite) compiles the
-//! same [`Filter`] and re-checks its rows with `matches`, so both paths
-//! agree by construction.
+//! [`Filter::matches`]; a backend that does push down (SQLite,
+//! PostgreSQL) compiles the same [`Filter`] and re-checks its rows with
+//! `matches`, so both paths agree by construction.
 //!
 //! # Semantics
 //!

@@ -255,3 +255,54 @@ mod push_down {
         store.delete_doc("users", "u1").await.expect("delete");
     }
 }
+
+/// Eight stores opening a table that does not exist yet, at once, all
+/// succeed (they take turns on an advisory lock to create it), and a
+/// store told not to create its table fails at open, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_new_table_from_many_stores_at_once() {
+    let Ok(url) = std::env::var("KVS_TEST_POSTGRES_URL") else {
+        assert!(
+            !kvs::testkit::env::require_all(),
+            "KVS_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!(
+            "!!!!! SKIPPED: concurrent table creation — KVS_TEST_POSTGRES_URL is not set !!!!!"
+        );
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let table = format!("kvs_race_{}_{nanos}", std::process::id());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let opens = (0..8).map(|i| {
+        let url = format!("{url}{separator}table={table}&namespace=n{i}");
+        async move {
+            let store = kvs::open(&kvs::Config::from_url(&url).expect("url")).await?;
+            store.set("k", b"v", None).await?;
+            kvs::Result::<std::sync::Arc<dyn Store>>::Ok(store)
+        }
+    });
+    for store in futures_util::future::join_all(opens).await {
+        let store = store.expect("every concurrent open succeeds");
+        assert_eq!(&store.get("k").await.expect("get")[..], b"v");
+        store.close().await.expect("close");
+    }
+    let missing = format!("{url}{separator}table={table}_missing&create_table=false");
+    let e = kvs::open(&kvs::Config::from_url(&missing).expect("url"))
+        .await
+        .err()
+        .expect("a missing table fails at open");
+    assert!(e.to_string().contains(&format!("{table}_missing")), "{e}");
+    let drop = format!("DROP TABLE {table}; DROP TABLE {table}_documents");
+    let out = std::process::Command::new("psql")
+        .args([url.as_str(), "-q", "-c", &drop])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -11,17 +11,18 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 /// The raw client's table.
 pub const TABLE: &str = "kvs_bench_raw";
 
-/// `tokio-postgres` through a pool.
+/// `tokio-postgres` through a pool (a clone shares it).
+#[derive(Clone)]
 pub struct RawPostgres {
     pool: Pool,
 }
 
 impl RawPostgres {
-    /// Connects to `url` (with `password`, unless empty) and creates an
-    /// empty table.
+    /// Connects to `url` (with `password`, unless empty).
     pub async fn connect(url: &str, password: &str) -> OpResult<RawPostgres> {
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e| OpError::failed("postgres url", e))?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| OpError::failed("postgres url", e))?;
         if !password.is_empty() {
             config.password(password);
         }
@@ -36,13 +37,16 @@ impl RawPostgres {
             .max_size(8)
             .build()
             .map_err(|e| OpError::failed("postgres pool", e))?;
-        let raw = RawPostgres { pool };
-        raw.batch(&format!(
+        Ok(RawPostgres { pool })
+    }
+
+    /// An empty table, in place of one an interrupted run may have left.
+    pub async fn reset(&self) -> OpResult<()> {
+        self.batch(&format!(
             "DROP TABLE IF EXISTS {TABLE}; \
              CREATE TABLE {TABLE} (key text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL)"
         ))
-        .await?;
-        Ok(raw)
+        .await
     }
 
     async fn client(&self) -> OpResult<deadpool_postgres::Object> {
@@ -58,6 +62,17 @@ impl RawPostgres {
             .batch_execute(sql)
             .await
             .map_err(|e| OpError::failed("postgres", e))
+    }
+
+    /// `VACUUM ANALYZE` of `tables`: after a bulk load, so that every
+    /// subject's listing and counting run as on a table autovacuum has
+    /// seen (index-only scans need the visibility map it sets), not on
+    /// whichever table autovacuum happened to reach first.
+    pub async fn vacuum(&self, tables: &[&str]) -> OpResult<()> {
+        for table in tables {
+            self.batch(&format!("VACUUM ANALYZE \"{table}\"")).await?;
+        }
+        Ok(())
     }
 
     /// Drops the table.

@@ -129,11 +129,11 @@ impl PostgresStore {
             Some(rustls) => Manager::from_config(pg, rustls, recycling()),
             None => Manager::from_config(pg, tokio_postgres::NoTls, recycling()),
         };
+        // No timeouts of the pool's own: every call, waiting for a
+        // connection and making one included, is bounded by the command
+        // timeout in `with_client` (one timer a call, not three).
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
-            .wait_timeout(Some(config.connect_timeout))
-            .create_timeout(Some(config.connect_timeout))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| {
                 Error::config(format!("postgres: cannot build the connection pool: {e}"))

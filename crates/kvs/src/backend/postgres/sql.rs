@@ -3,7 +3,10 @@
 //! Keys are `bytea`, compared byte by byte (any UTF-8 key, NUL included,
 //! which `text` cannot hold), so a prefix is the range `[prefix,
 //! successor)` of the primary key's index: listing, counting, paging and
-//! `delete_prefix` are index range scans, never `LIKE`. Deadlines are
+//! `delete_prefix` are index range scans, never `LIKE`. The primary key
+//! index includes `expires_at`, so that listing and counting, which check
+//! every row's deadline, are index-only scans: they read no table page
+//! that the visibility map says is all-visible. Deadlines are
 //! milliseconds since the epoch from the store's clock (`$now`), never the
 //! server's, so every backend expires by the same clock.
 
@@ -78,7 +81,7 @@ impl Sql {
                      key bytea NOT NULL, \
                      value bytea NOT NULL, \
                      expires_at bigint, \
-                     PRIMARY KEY (namespace, key))"
+                     PRIMARY KEY (namespace, key) INCLUDE (expires_at))"
                 ),
                 format!(
                     "CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at) WHERE expires_at IS NOT NULL"
