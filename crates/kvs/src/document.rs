@@ -211,6 +211,7 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
 /// The stored form of a document in a row of the native paths (SQLite,
 /// PostgreSQL): the document without its id and timestamps, which are
 /// columns of their own.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Body {
     v: u64,
@@ -220,6 +221,7 @@ struct Body {
 }
 
 /// The body column of a document holding `data` and `metadata`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn encode_body(
     backend: &'static str,
     data: Map<String, Value>,
@@ -234,6 +236,7 @@ pub(crate) fn encode_body(
 }
 
 /// The document a row holds: the inverse of [`encode_body`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn decode_body(
     backend: &'static str,
     id: String,
