@@ -30,6 +30,21 @@ async fn load_64_tasks_by_2000_operations() {
     kvs::testkit::cases::load(&h, 64, 2_000).await;
 }
 
+/// Runs `sql` with `psql` on `url`, failing on an error; its output,
+/// unaligned and trimmed.
+fn psql(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([url, "-Atq", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// `psql` reads what kvs wrote: one row per key in the documented table,
 /// the key and value as bytes, the deadline in milliseconds.
 #[tokio::test]
@@ -51,16 +66,7 @@ async fn psql_reads_our_table() {
         "SELECT convert_from(key, 'UTF8') || '=' || convert_from(value, 'UTF8') \
          FROM kvs WHERE namespace = '{namespace}' ORDER BY key"
     );
-    let out = std::process::Command::new("psql")
-        .args([url.as_str(), "-At", "-c", &query])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "user:42=ada");
+    assert_eq!(psql(&url, &query), "user:42=ada");
     store.clear().await.expect("clear");
 }
 
@@ -242,16 +248,7 @@ mod push_down {
              WHERE strpos(namespace, '{namespace}') > 0 AND collection = 'users'::bytea \
              AND id = 'u1'::bytea"
         );
-        let out = std::process::Command::new("psql")
-            .args([url.as_str(), "-At", "-c", &query])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ada");
+        assert_eq!(super::psql(&url, &query), "ada");
         store.delete_doc("users", "u1").await.expect("delete");
     }
 }
@@ -296,13 +293,5 @@ async fn opening_a_new_table_from_many_stores_at_once() {
         .expect("a missing table fails at open");
     assert!(e.to_string().contains(&format!("{table}_missing")), "{e}");
     let drop = format!("DROP TABLE {table}; DROP TABLE {table}_documents");
-    let out = std::process::Command::new("psql")
-        .args([url.as_str(), "-q", "-c", &drop])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    psql(&url, &drop);
 }
