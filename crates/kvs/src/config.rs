@@ -260,6 +260,13 @@ pub struct RedisConfig {
     /// that stops answering gives `Error::Backend` after this.
     #[serde(deserialize_with = "de_duration")]
     pub command_timeout: Duration,
+    /// Keep an ordered index of the namespace's keys (a sorted set, kept in
+    /// the same atomic step as every write), so listing, counting, paging
+    /// and prefix deletes cost O(log n + matches) instead of a `SCAN` of the
+    /// whole server. Off by default; see the Redis backend's docs for the
+    /// key form it uses on a cluster and how to build the index for a
+    /// namespace that already holds keys.
+    pub index: bool,
 }
 
 impl Default for RedisConfig {
@@ -274,6 +281,7 @@ impl Default for RedisConfig {
             pool_size: 0,
             connect_timeout: DEFAULT_REDIS_TIMEOUT,
             command_timeout: DEFAULT_REDIS_TIMEOUT,
+            index: false,
         }
     }
 }
@@ -290,6 +298,7 @@ impl fmt::Debug for RedisConfig {
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
+            .field("index", &self.index)
             .finish()
     }
 }

@@ -96,7 +96,7 @@ pub use backend::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use backend::postgres::PostgresStore;
 #[cfg(feature = "redis")]
-pub use backend::redis::RedisStore;
+pub use backend::redis::{IndexBuild, RedisStore};
 #[cfg(feature = "sqlite")]
 pub use backend::sqlite::SqliteStore;
 pub use config::{

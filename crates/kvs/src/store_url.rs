@@ -13,8 +13,9 @@
 //!
 //! Query parameters: `namespace` (all); `sync_writes`, `cleanup_interval`
 //! (sqlite, leveldb); `cleanup_interval` (memory); `pool_size`,
-//! `connect_timeout`, `command_timeout` and `cluster=true` (redis: the host
-//! is a seed node of a Redis Cluster);
+//! `connect_timeout`, `command_timeout`, `cluster=true` (redis: the host
+//! is a seed node of a Redis Cluster) and `index=true` (redis: keep an
+//! ordered index of the namespace's keys);
 //! `region`, `endpoint`, `create_table` (dynamodb); `pool_size`, `table`,
 //! `create_table`, `connect_timeout`, `command_timeout`,
 //! `cleanup_interval` (postgres, whose other parameters, such as
@@ -215,6 +216,7 @@ fn apply(config: &mut Config, scheme: &str, name: &str, value: &str) -> Result<(
                 ))
             })?;
         }
+        (BackendKind::Redis, "index") => config.redis.index = flag(value)?,
         (BackendKind::Redis, "connect_timeout") => {
             config.redis.connect_timeout = parse_duration(value)?
         }

@@ -223,9 +223,9 @@ fn postgres_keeps_every_acknowledged_write_through_kill_9() {
     let Some(url) = kvs::testkit::env::server("KVS_TEST_POSTGRES_URL", "postgres") else {
         return;
     };
-    let separator = if url.contains('?') { '&' } else { '?' };
     let namespace = kvs::testkit::unique_namespace();
-    crash_rounds(&format!("url:{url}{separator}namespace={namespace}"));
+    let url = kvs::testkit::env::with_query(&url, &format!("namespace={namespace}"));
+    crash_rounds(&format!("url:{url}"));
 }
 
 #[test]

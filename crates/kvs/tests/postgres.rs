@@ -272,9 +272,8 @@ async fn opening_a_new_table_from_many_stores_at_once() {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let table = format!("kvs_race_{}_{nanos}", std::process::id());
-    let separator = if url.contains('?') { '&' } else { '?' };
     let opens = (0..8).map(|i| {
-        let url = format!("{url}{separator}table={table}&namespace=n{i}");
+        let url = kvs::testkit::env::with_query(&url, &format!("table={table}&namespace=n{i}"));
         async move {
             let store = kvs::open(&kvs::Config::from_url(&url).expect("url")).await?;
             store.set("k", b"v", None).await?;
@@ -286,7 +285,8 @@ async fn opening_a_new_table_from_many_stores_at_once() {
         assert_eq!(&store.get("k").await.expect("get")[..], b"v");
         store.close().await.expect("close");
     }
-    let missing = format!("{url}{separator}table={table}_missing&create_table=false");
+    let missing =
+        kvs::testkit::env::with_query(&url, &format!("table={table}_missing&create_table=false"));
     let e = kvs::open(&kvs::Config::from_url(&missing).expect("url"))
         .await
         .err()

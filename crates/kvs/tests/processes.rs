@@ -63,9 +63,9 @@ async fn postgres_increments_and_locks_race_safely_between_processes() {
     let Some(url) = kvs::testkit::env::server("KVS_TEST_POSTGRES_URL", "postgres") else {
         return;
     };
-    let separator = if url.contains('?') { '&' } else { '?' };
     let namespace = kvs::testkit::unique_namespace();
-    race(&format!("url:{url}{separator}namespace={namespace}")).await;
+    let url = kvs::testkit::env::with_query(&url, &format!("namespace={namespace}"));
+    race(&format!("url:{url}")).await;
 }
 
 /// Two racers on the store `source` describes, then the count.

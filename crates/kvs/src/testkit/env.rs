@@ -18,6 +18,18 @@ pub fn require_all() -> bool {
     set("KVS_TEST_REQUIRE_ALL") || set("CI")
 }
 
+/// `url` with the query parameters `params` (`name=value&…`) added.
+///
+/// ```
+/// use kvs::testkit::env::with_query;
+/// assert_eq!(with_query("redis://h:1/0", "index=true"), "redis://h:1/0?index=true");
+/// assert_eq!(with_query("redis://h:1?cluster=true", "index=true"), "redis://h:1?cluster=true&index=true");
+/// ```
+pub fn with_query(url: &str, params: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{params}")
+}
+
 /// The value of `variable`, which names a test server for `backend`.
 ///
 /// When it is unset or empty, prints a loud skip line and returns `None`,

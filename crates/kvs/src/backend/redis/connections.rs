@@ -80,6 +80,7 @@ impl RedisStore {
                 masters: masters.into(),
             })),
             next: AtomicUsize::new(0),
+            index: None,
         })
     }
 

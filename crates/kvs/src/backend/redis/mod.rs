@@ -35,8 +35,11 @@
 
 mod cluster;
 mod connections;
+mod index;
 mod scan;
 mod scripts;
+
+pub use index::IndexBuild;
 
 use crate::config::RedisConfig;
 use crate::deadline::{check_batch_ttl, check_ttl};
@@ -44,7 +47,7 @@ use crate::document::{DocSpace, Documents};
 use crate::expiry::{Clock, SystemClock};
 use crate::future::check;
 use crate::generic::last_of_each;
-use crate::key::{namespace_prefix, normalize_namespace, validate_key, validate_prefix};
+use crate::key::{normalize_namespace, validate_key, validate_prefix};
 use crate::{DocumentStore, Error, KeyStream, Result, Store, StoreFuture};
 use bytes::Bytes;
 use connections::{redis_error, Conn, Connections};
@@ -70,13 +73,16 @@ pub struct RedisStore {
     conns: Mutex<Option<Connections>>,
     /// Which connection of the pool the next command takes.
     next: AtomicUsize,
+    /// The ordered index of the namespace, when it has one: then every
+    /// write goes through an index script and listing reads the index.
+    index: Option<index::Index>,
 }
 
 impl RedisStore {
     /// Connects to the server in `config` for `namespace`.
     pub async fn open(namespace: &str, config: RedisConfig) -> Result<RedisStore> {
         let namespace = normalize_namespace(namespace)?;
-        RedisStore::connect(namespace_prefix(&namespace), &config).await
+        RedisStore::connect_namespace(&namespace, &config).await
     }
 
     /// Like [`RedisStore::open`]; for the naming scheme every backend
@@ -107,7 +113,7 @@ impl RedisStore {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<dyn DocumentStore>> {
         let namespace = normalize_namespace(namespace)?;
-        let keys = RedisStore::connect(namespace_prefix(&namespace), &config).await?;
+        let keys = RedisStore::connect_namespace(&namespace, &config).await?;
         let docs = RedisStore::connect(documents_prefix(&namespace), &config).await?;
         Ok(Arc::new(Documents::new(keys, docs, clock)))
     }
@@ -168,6 +174,14 @@ impl Store for RedisStore {
         check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| too_large(key, value)));
         StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                let ms = px(ttl).unwrap_or(0).to_string();
+                let args: [&[u8]; 4] = [key.as_bytes(), value, ms.as_bytes(), b"0"];
+                return self
+                    .indexed::<i64>("SET (indexed)", |s| &s.set, &[key], &args)
+                    .await
+                    .map(drop);
+            }
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.key(key)).arg(value);
             if let Some(ms) = px(ttl) {
@@ -182,6 +196,12 @@ impl Store for RedisStore {
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         check!(validate_key(key));
         StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                return self
+                    .indexed::<usize>("DEL (indexed)", |s| &s.delete, &[key], &[key.as_bytes()])
+                    .await
+                    .map(drop);
+            }
             self.conn()?
                 .del::<_, ()>(self.key(key))
                 .await
@@ -201,12 +221,17 @@ impl Store for RedisStore {
 
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
         check!(validate_prefix(prefix));
-        StoreFuture::boxed(self.scan_keys(prefix))
+        StoreFuture::boxed(self.keys_of(prefix))
     }
 
     fn count<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
         check!(validate_prefix(prefix));
-        StoreFuture::boxed(async move { Ok(self.scan_keys(prefix).await?.len()) })
+        StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                return self.indexed_count(prefix).await;
+            }
+            Ok(self.scan_keys(prefix).await?.len())
+        })
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {
@@ -258,6 +283,25 @@ impl Store for RedisStore {
             .iter()
             .try_for_each(|(k, v)| validate_key(k).and_then(|()| too_large(k, v))));
         StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                if entries.is_empty() {
+                    self.conn()?;
+                    return Ok(());
+                }
+                // One script: on a cluster the keys share the namespace's slot.
+                let ms = px(ttl).unwrap_or(0).to_string();
+                let keys: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
+                let mut args: Vec<&[u8]> = Vec::with_capacity(1 + 2 * entries.len());
+                args.push(ms.as_bytes());
+                for (key, value) in entries {
+                    args.push(key.as_bytes());
+                    args.push(value);
+                }
+                return self
+                    .indexed::<i64>("SET (indexed batch)", |s| &s.set_many, &keys, &args)
+                    .await
+                    .map(drop);
+            }
             let mut conn = self.conn()?;
             let set = |key: &str, value: &[u8]| {
                 let mut cmd = redis::cmd("SET");
@@ -302,6 +346,12 @@ impl Store for RedisStore {
             if keys.is_empty() {
                 return Ok(0);
             }
+            if self.index.is_some() {
+                let members: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+                return self
+                    .indexed("DEL (indexed batch)", |s| &s.delete, keys, &members)
+                    .await;
+            }
             let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
             // DEL counts each existing key once, duplicates included once.
             conn.del(full).await.map_err(|e| self.error("DEL", e))
@@ -317,6 +367,14 @@ impl Store for RedisStore {
         check!(check_ttl(key, ttl));
         check!(validate_key(key).and_then(|()| too_large(key, value)));
         StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                let ms = px(ttl).unwrap_or(0).to_string();
+                let args: [&[u8]; 4] = [key.as_bytes(), value, ms.as_bytes(), b"1"];
+                let set: i64 = self
+                    .indexed("SET NX (indexed)", |s| &s.set, &[key], &args)
+                    .await?;
+                return Ok(set == 1);
+            }
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.key(key)).arg(value).arg("NX");
             if let Some(ms) = px(ttl) {
@@ -343,6 +401,19 @@ impl Store for RedisStore {
         };
         check!(validate_key(key).and_then(|()| too_large(key, new)));
         StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                let ms = px(ttl).unwrap_or(0).to_string();
+                let args: [&[u8]; 4] = [key.as_bytes(), expected, new, ms.as_bytes()];
+                let swapped: i64 = self
+                    .indexed(
+                        "compare-and-swap script (indexed)",
+                        |s| &s.compare_and_swap,
+                        &[key],
+                        &args,
+                    )
+                    .await?;
+                return Ok(swapped == 1);
+            }
             let swapped: i64 = redis::Script::new(CAS_SCRIPT)
                 .key(self.key(key))
                 .arg(expected)
@@ -358,7 +429,16 @@ impl Store for RedisStore {
     fn increment<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
         check!(validate_key(key));
         StoreFuture::boxed(async move {
-            match self.conn()?.incr::<_, _, i64>(self.key(key), delta).await {
+            let result = if self.index.is_some() {
+                let delta = delta.to_string();
+                let args: [&[u8]; 2] = [key.as_bytes(), delta.as_bytes()];
+                self.index_call(&scripts::INDEX.increment, &[key], &args)?
+                    .invoke_async(&mut self.conn()?)
+                    .await
+            } else {
+                self.conn()?.incr::<_, _, i64>(self.key(key), delta).await
+            };
+            match result {
                 Ok(n) => Ok(n),
                 // Redis refuses a non-integer value or an overflow and changes nothing.
                 Err(e) if e.kind() == ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
@@ -376,6 +456,18 @@ impl Store for RedisStore {
         check!(check_ttl(key, Some(ttl)));
         check!(validate_key(key));
         StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                let ms = px(Some(ttl)).unwrap_or(0).to_string();
+                let args: [&[u8]; 2] = [key.as_bytes(), ms.as_bytes()];
+                let exists: i64 = self
+                    .indexed("PEXPIRE/PERSIST (indexed)", |s| &s.expire, &[key], &args)
+                    .await?;
+                return if exists == 1 {
+                    Ok(())
+                } else {
+                    Err(Error::NotFound)
+                };
+            }
             let mut conn = self.conn()?;
             let full = self.key(key);
             let changed: bool = match px(Some(ttl)) {
@@ -403,6 +495,14 @@ impl Store for RedisStore {
         check!(check_ttl(key, Some(ttl)));
         check!(validate_key(key));
         StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                let ms = px(Some(ttl)).unwrap_or(0).to_string();
+                let args: [&[u8]; 2] = [key.as_bytes(), ms.as_bytes()];
+                let value: Option<Vec<u8>> = self
+                    .indexed("GETEX (indexed)", |s| &s.get_and_touch, &[key], &args)
+                    .await?;
+                return value.map(Bytes::from).ok_or(Error::NotFound);
+            }
             // GETEX (Redis 6.2): the read and the new TTL in one command.
             let mut cmd = redis::cmd("GETEX");
             cmd.arg(self.key(key));
@@ -426,6 +526,11 @@ impl Store for RedisStore {
     ) -> StoreFuture<'a, (Vec<String>, Option<String>)> {
         check!(validate_prefix(prefix));
         StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                let page = self.indexed_keys(prefix, start_after, Some(limit)).await?;
+                let next = (limit > 0 && page.len() == limit).then(|| page[limit - 1].clone());
+                return Ok((page, next));
+            }
             // Redis keeps no order: a page is cut from a sorted scan.
             let keys = self.scan_keys(prefix).await?;
             let start = match start_after {
@@ -443,6 +548,10 @@ impl Store for RedisStore {
     /// every page.
     fn scan<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
         use futures_util::StreamExt;
+        if self.index.is_some() {
+            // With the index, pages are cheap: never hold every key.
+            return crate::generic::scan_by_pages(self, prefix);
+        }
         let keys = async move {
             validate_prefix(prefix)?;
             self.scan_keys(prefix).await
@@ -460,6 +569,9 @@ impl Store for RedisStore {
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, usize> {
         check!(validate_prefix(prefix));
         StoreFuture::boxed(async move {
+            if self.index.is_some() {
+                return self.indexed_delete_prefix(prefix).await;
+            }
             let keys = self.scan_keys(prefix).await?;
             let mut deleted = 0;
             for chunk in keys.chunks(SCAN_COUNT) {
@@ -479,7 +591,7 @@ impl Store for RedisStore {
 impl DocSpace for RedisStore {
     fn scan_values<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Bytes)>> {
         StoreFuture::boxed(async move {
-            let keys = self.scan_keys(prefix).await?;
+            let keys = self.keys_of(prefix).await?;
             let mut pairs = Vec::with_capacity(keys.len());
             for chunk in keys.chunks(SCAN_COUNT) {
                 let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -509,6 +621,7 @@ impl std::fmt::Debug for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::namespace_prefix;
 
     #[test]
     fn document_keys_never_look_like_plain_keys() {

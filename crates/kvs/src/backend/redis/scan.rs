@@ -1,4 +1,4 @@
-//! Listing: `SCAN MATCH` over the server, or over every master of a
+//! Listing without the index: `SCAN MATCH` over the server, or over every master of a
 //! cluster, with the glob characters of the pattern escaped.
 
 use super::RedisStore;
@@ -9,6 +9,16 @@ use redis::aio::ConnectionLike;
 pub(super) const SCAN_COUNT: usize = 1000;
 
 impl RedisStore {
+    /// Every live key starting with `prefix` (without the namespace),
+    /// sorted: from the index when the store has one, else by `SCAN`.
+    pub(super) async fn keys_of(&self, prefix: &str) -> Result<Vec<String>> {
+        if self.index.is_some() {
+            self.indexed_keys(prefix, None, None).await
+        } else {
+            self.scan_keys(prefix).await
+        }
+    }
+
     /// Every live key starting with `prefix` (without the namespace), sorted.
     pub(super) async fn scan_keys(&self, prefix: &str) -> Result<Vec<String>> {
         let pattern = format!("{}*", glob_escape(&self.key(prefix)));
@@ -59,7 +69,7 @@ impl RedisStore {
 }
 
 /// `text` with every glob character escaped, for `SCAN MATCH`.
-fn glob_escape(text: &str) -> String {
+pub(super) fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
