@@ -32,6 +32,56 @@ pub struct Line {
     pub unsupported: Option<String>,
 }
 
+/// The subject name of kvs on Redis without the ordered index, in a run
+/// with `index=true`.
+pub const KVS_WITHOUT_INDEX: &str = "kvs-scan";
+
+/// kvs with the Redis index against kvs without it: listing and counting
+/// must gain 100× (they read a sorted set instead of a `SCAN` of the
+/// server), writes may lose at most 30% at one task and half at many (each
+/// is still one round trip; the server does more).
+pub fn index_gain(lines: &[Line]) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for plain in lines.iter().filter(|l| l.subject == KVS_WITHOUT_INDEX) {
+        let target = if plain.workload.starts_with("list") || plain.workload.starts_with("count") {
+            100.0
+        } else if plain.workload.starts_with("set") {
+            if plain.tasks == 1 {
+                0.7
+            } else {
+                0.5
+            }
+        } else {
+            continue;
+        };
+        let Some(indexed) = lines.iter().find(|l| {
+            l.subject == "kvs"
+                && l.class == plain.class
+                && l.workload == plain.workload
+                && l.tasks == plain.tasks
+        }) else {
+            continue;
+        };
+        let (Some(k), Some(p)) = (&indexed.measurement, &plain.measurement) else {
+            continue;
+        };
+        out.push(Comparison {
+            kind: "comparison".into(),
+            backend: plain.backend.clone(),
+            workload: plain.workload.clone(),
+            tasks: plain.tasks,
+            peer: KVS_WITHOUT_INDEX.into(),
+            settings: plain.settings.clone(),
+            kvs_ops_per_sec: k.ops_per_sec,
+            peer_ops_per_sec: Some(p.ops_per_sec),
+            ratio: Some(k.ops_per_sec / p.ops_per_sec),
+            target,
+            note: None,
+        });
+    }
+    out
+}
+
 /// kvs against one peer on one workload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
@@ -77,7 +127,11 @@ pub const BUFFERED_LEVELDB: &str = "rusty-leveldb-buffered";
 /// matched to 0.9×; other libraries beaten (1.0×).
 pub fn compare(lines: &[Line], raw: impl Fn(&str) -> bool) -> Vec<Comparison> {
     let mut out = Vec::new();
-    for peer in lines.iter().filter(|l| l.subject != "kvs") {
+    // kvs without the Redis index is not a peer: `index_gain` compares it.
+    for peer in lines
+        .iter()
+        .filter(|l| l.subject != "kvs" && l.subject != KVS_WITHOUT_INDEX)
+    {
         let Some(kvs) = lines.iter().find(|l| {
             l.subject == "kvs"
                 && l.backend == peer.backend

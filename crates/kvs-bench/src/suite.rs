@@ -138,6 +138,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
                     }
             }
             BackendKind::LevelDb => 2 * runs_per_subject + 2 * writes,
+            BackendKind::Redis if c.redis.index => 2 * runs_per_subject,
             BackendKind::Redis => 5 * runs_per_subject,
             BackendKind::DynamoDb => {
                 2 * runs_per_subject
@@ -194,6 +195,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         &bench.lines,
         options.tasks.iter().copied().max().unwrap_or(1),
     ));
+    comparisons.extend(report::index_gain(&bench.lines));
     Ok(Report {
         lines: bench.lines,
         comparisons,
@@ -531,6 +533,9 @@ impl Bench<'_> {
         let url = redis_url(&config);
         let same = format!("same server ({})", config.redis.addr);
         redis::clean(&url).await.map_err(|e| format!("{e:?}"))?;
+        if config.redis.index {
+            return self.redis_index(config, &url, &same).await;
+        }
         self.add_kvs(config.clone(), "redis", &same, false).await?;
         let raw = redis::RawRedis::connect(&url)
             .await
@@ -576,6 +581,34 @@ impl Bench<'_> {
         .await?;
         self.race("redis").await?;
         redis::clean(&url).await.map_err(|e| format!("{e:?}"))
+    }
+
+    /// With `index=true`: kvs with the ordered index against kvs without
+    /// it, on the same server in the same run (the raw client and the
+    /// peers list by `SCAN`, as kvs without the index does: the plain run
+    /// has their lines).
+    async fn redis_index(&mut self, config: Config, url: &str, same: &str) -> Result<(), String> {
+        let settings = format!("{same}; ordered index against SCAN listing");
+        self.add_kvs(config.clone(), "redis-index", &settings, false)
+            .await?;
+        let mut plain = config;
+        plain.redis.index = false;
+        plain.namespace = "kvs-bench-scan".into();
+        let store = kvs::open(&plain)
+            .await
+            .map_err(|e| format!("opening kvs without the index: {e}"))?;
+        store.clear().await.map_err(|e| e.to_string())?;
+        self.stores.push(Arc::clone(&store));
+        self.add(
+            report::KVS_WITHOUT_INDEX,
+            "redis-index",
+            &settings,
+            Kvs(store),
+            false,
+        )
+        .await?;
+        self.race("redis").await?;
+        redis::clean(url).await.map_err(|e| format!("{e:?}"))
     }
 
     async fn dynamodb(&mut self, config: Config) -> Result<(), String> {

@@ -18,6 +18,7 @@ use std::time::Duration;
 mod bench;
 mod commands;
 mod copy;
+mod index;
 mod transfer;
 
 /// Get, set and list keys in any kvs store: memory, SQLite, LevelDB, Redis, DynamoDB.
@@ -74,6 +75,9 @@ enum Command {
     /// Copy every key (with its TTL) from SRC to DST, e.g.
     /// `kvs copy sqlite://./app.db redis://127.0.0.1:6379/0 --verify`.
     Copy(copy::CopyArgs),
+    /// The ordered index of a Redis namespace: `kvs --store 'redis://…?namespace=s' index build`.
+    #[command(subcommand)]
+    Index(index::IndexCommand),
     /// Print a completion script: `kvs completions bash > /etc/bash_completion.d/kvs`.
     Completions {
         #[arg(value_enum)]
@@ -147,6 +151,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // SRC and DST are its arguments: no store of --store is opened.
         Command::Copy(args) => runtime.block_on(copy::run(args, cli.namespace, cli.json)),
+        Command::Index(command) => match config(&cli) {
+            Ok(config) => runtime.block_on(index::run(config, command, cli.json)),
+            Err(e) => Err(e.into()),
+        },
         _ => runtime.block_on(run(cli)),
     };
     match result {

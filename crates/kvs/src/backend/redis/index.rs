@@ -54,6 +54,8 @@ const STEP: usize = 1000;
 /// The index of a store opened with `index: true` (or on a namespace that
 /// has one).
 pub(super) struct Index {
+    /// The namespace, for errors.
+    namespace: String,
     /// `R\i`: the namespace's keys.
     pub(super) keys: String,
     /// `R\t`: the deadlines of those with a TTL.
@@ -171,6 +173,7 @@ impl RedisStore {
         }
         store.prefix = format!("{root}:");
         store.index = Some(Index {
+            namespace: namespace.to_owned(),
             keys: format!("{root}\\i"),
             deadlines: format!("{root}\\t"),
             state: state_key,
@@ -340,11 +343,11 @@ impl RedisStore {
                 return Ok(());
             }
             Some("building") => "its index is being built (`kvs index build` is running, or was interrupted: run it again to finish)",
-            _ => "it holds keys written without the index, and no index yet; build it with `kvs index build <store URL>` (or RedisStore::build_index)",
+            _ => "it holds keys written without the index, and has no index yet; build one with `kvs index build` (with --store and this namespace) or RedisStore::build_index",
         };
         Err(Error::backend(
             super::BACKEND,
-            format!("listing on {}", self.addr),
+            format!("listing namespace {:?} on {}", index.namespace, self.addr),
             why,
         ))
     }
