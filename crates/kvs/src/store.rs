@@ -317,10 +317,11 @@ pub trait Store: Send + Sync {
     /// key is on at most one page, and a key present throughout is on one.
     ///
     /// The cost of a page depends on the backend: O(log n + limit) on
-    /// memory, SQLite, LevelDB and DynamoDB, which keep keys in order. Redis
-    /// keeps none, so each page there is a full `SCAN` of the namespace's
-    /// matching keys; walk them all with [`scan`](Store::scan), which scans
-    /// once.
+    /// memory, SQLite, LevelDB, DynamoDB, PostgreSQL and Redis with its
+    /// ordered index (`index: true`), which keep keys in order. Redis
+    /// without the index keeps none, so each page there is a full `SCAN`
+    /// of the server; walk every key with [`scan`](Store::scan), which
+    /// scans once.
     fn list_page<'a>(
         &'a self,
         prefix: &'a str,
@@ -332,8 +333,8 @@ pub trait Store: Send + Sync {
     ///
     /// Provided as pages of [`list_page`](Store::list_page), 1,000 keys a
     /// page, so it never holds every key. A backend whose pages are not
-    /// cheap overrides it (Redis: one `SCAN` pass and one sort of the keys,
-    /// no values held).
+    /// cheap overrides it (Redis without the index: one `SCAN` pass and
+    /// one sort of the keys, no values held).
     fn scan<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
         crate::generic::scan_by_pages(self, prefix)
     }

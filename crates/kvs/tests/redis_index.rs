@@ -138,9 +138,9 @@ async fn expired_keys_leave_the_index_at_the_next_listing() {
     store.clear().await.expect("clear");
 }
 
-/// With nothing listing, writes prune: each removes up to two members that
-/// are due, so 500 writes after 1,000 keys expired leave only the 500
-/// live keys in the index.
+/// With nothing listing, writes prune: each write that gives a key a
+/// deadline removes up to two members that are due, so 500 such writes
+/// after 1,000 keys expired leave only the 500 live keys in the index.
 #[tokio::test]
 async fn writes_prune_expired_keys_when_nothing_lists() {
     let Some(url) = standalone_url() else { return };
@@ -155,12 +155,16 @@ async fn writes_prune_expired_keys_when_nothing_lists() {
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     for i in 0..500 {
         store
-            .set(&format!("live:{i:03}"), b"v", None)
+            .set(
+                &format!("live:{i:03}"),
+                b"v",
+                Some(Duration::from_secs(600)),
+            )
             .await
             .expect("set");
     }
     let mut conn = raw(&url).await;
-    assert_eq!(index_sizes(&mut conn, &namespace).await, (500, 0));
+    assert_eq!(index_sizes(&mut conn, &namespace).await, (500, 500));
     store.clear().await.expect("clear");
 }
 

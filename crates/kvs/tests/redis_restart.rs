@@ -23,6 +23,12 @@ fn free_port() -> u16 {
 }
 
 fn start(port: u16, dir: &std::path::Path) {
+    start_with(port, dir, &[]);
+}
+
+/// Starts a server with `extra` settings after the defaults (a later
+/// setting wins).
+fn start_with(port: u16, dir: &std::path::Path, extra: &[&str]) {
     let status = Command::new("redis-server")
         .arg("--pidfile")
         .arg(dir.join("redis.pid"))
@@ -37,6 +43,7 @@ fn start(port: u16, dir: &std::path::Path) {
         .args(["--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
+        .args(extra)
         .status()
         .expect("start redis-server");
     assert!(status.success());
@@ -74,7 +81,7 @@ fn can_run(test: &str) -> bool {
     false
 }
 
-/// Sends `signal` (`STOP` or `CONT`) to the server started in `dir`.
+/// Sends `signal` (`STOP`, `CONT`, `KILL`) to the server started in `dir`.
 fn signal(dir: &std::path::Path, signal: &str) {
     let pid = std::fs::read_to_string(dir.join("redis.pid")).expect("redis pid file");
     let status = Command::new("kill")
@@ -142,6 +149,80 @@ async fn the_store_survives_a_server_restart() {
     assert_eq!(&store.get("after").await.expect("get")[..], b"2");
     // The server started empty (nothing is saved), as a restarted cache would.
     assert!(matches!(store.get("before").await, Err(Error::NotFound)));
+    store.close().await.expect("close");
+    stop(port);
+}
+
+/// With the ordered index, a server killed with SIGKILL in the middle of
+/// writes comes back (from its append-only file) with an index that holds
+/// exactly its keys: each write changed the key and the index in one
+/// script, which the file records whole or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_survives_a_server_killed_mid_write() {
+    if !can_run("indexed restart") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let durable = ["--appendonly", "yes", "--appendfsync", "always"];
+    start_with(port, dir.path(), &durable);
+    let url = format!("redis://127.0.0.1:{port}/0?namespace=idx&index=true&command_timeout=2s");
+    let store = kvs::open(&Config::from_url(&url).expect("url"))
+        .await
+        .expect("open");
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = std::sync::Arc::clone(&store);
+            let running = std::sync::Arc::clone(&running);
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while running.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("w{w}:{:03}", i % 500);
+                    // Failures while the server is down are expected.
+                    let _ = match i % 3 {
+                        0 => store.set(&key, b"v", None).await,
+                        1 => store.set(&key, b"t", Some(Duration::from_secs(600))).await,
+                        _ => store.delete(&format!("w{w}:{:03}", (i * 7) % 500)).await,
+                    };
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(dir.path(), "KILL");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    start_with(port, dir.path(), &durable);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("idx:*")
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    keys.sort();
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg("idx\\i")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .expect("ZRANGE");
+    let keys: Vec<String> = keys.iter().map(|k| k["idx:".len()..].to_owned()).collect();
+    assert!(!keys.is_empty(), "some writes survived the kill");
+    assert_eq!(members, keys, "the index holds exactly the keys");
+    // And the store that lived through it lists them.
+    assert_eq!(store.list("").await.expect("list"), keys);
     store.close().await.expect("close");
     stop(port);
 }

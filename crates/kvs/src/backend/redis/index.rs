@@ -31,9 +31,11 @@
 //!   `PRUNE_PER_LISTING` (1,000)), so a listing never answers an expired key;
 //!   each write prunes `PRUNE_PER_WRITE` (2) due members on its way. The
 //!   index therefore holds at most the live keys plus the keys that
-//!   expired since the last listing — and, when nothing lists, no more
-//!   than the writes since then can have expired, of which the writes have
-//!   pruned two each.
+//!   expired since the last listing. When nothing lists, each write that
+//!   gives a key a deadline (a script) also prunes two due members, so
+//!   pruning keeps pace with expiry: every key that expires was given its
+//!   deadline by such a write. (Writes without a TTL and deletes are one
+//!   `MULTI`/`EXEC` instead of a script: they add no deadline.)
 //! - A key deleted or evicted outside kvs stays in the index (it is
 //!   listed until kvs deletes or rewrites it): use an eviction policy that
 //!   never evicts these keys (`noeviction` or `volatile-*`).
@@ -386,6 +388,50 @@ impl RedisStore {
             .invoke_async(&mut self.conn()?)
             .await
             .map_err(|e| self.error(what, e))
+    }
+
+    /// Writes `entries` without a TTL, with the index, in one
+    /// `MULTI`/`EXEC`: no script, which costs the server less. They need
+    /// not prune: they give no key a deadline, and each write that does
+    /// (a script) prunes two.
+    pub(super) async fn indexed_set_plain(&self, entries: &[(&str, &[u8])]) -> Result<()> {
+        let index = self.index()?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if let [(key, value)] = entries {
+            pipe.set(self.key(key), *value).ignore();
+        } else {
+            let pairs: Vec<(String, &[u8])> =
+                entries.iter().map(|(k, v)| (self.key(k), *v)).collect();
+            pipe.mset(&pairs).ignore();
+        }
+        let members: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
+        let scored: Vec<(u8, &str)> = members.iter().map(|m| (0, *m)).collect();
+        pipe.zadd_multiple(&index.keys, &scored).ignore();
+        // A key that had a TTL has it no more.
+        pipe.zrem(&index.deadlines, &members).ignore();
+        pipe.query_async::<()>(&mut self.conn()?)
+            .await
+            .map_err(|e| self.error("SET (indexed)", e))
+    }
+
+    /// Deletes `keys` (at least one) with their index entries, in one
+    /// `MULTI`/`EXEC`; returns how many existed (a repeated key once).
+    pub(super) async fn indexed_delete(&self, keys: &[&str]) -> Result<usize> {
+        let index = self.index()?;
+        let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(&full)
+            .zrem(&index.keys, keys)
+            .ignore()
+            .zrem(&index.deadlines, keys)
+            .ignore();
+        let (deleted,): (usize,) = pipe
+            .query_async(&mut self.conn()?)
+            .await
+            .map_err(|e| self.error("DEL (indexed)", e))?;
+        Ok(deleted)
     }
 
     /// The keys starting with `prefix` after `start_after`, up to `limit`

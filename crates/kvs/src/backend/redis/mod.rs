@@ -17,6 +17,14 @@
 //! (SCAN may return a key twice and in any order). `set_if_absent` is
 //! `SET NX`, `compare_and_swap` a Lua script, `increment` `INCRBY`.
 //!
+//! A `SCAN` walks every key of the database, whatever the prefix: one step
+//! per 1,000 keys on the server. With `index: true` the namespace keeps an
+//! ordered index instead (`index.rs`): every write is one Lua script that
+//! changes the key and the index together, and listing, counting, paging
+//! and prefix deletes read the index, O(log n + matches). On a cluster the
+//! indexed form of a key is `{<namespace>}:<key>` (the namespace as hash
+//! tag, so that a script reaches the key and the index on one node).
+//!
 //! # Client
 //!
 //! The `redis` crate's `ConnectionManager`: a multiplexed connection that
@@ -31,7 +39,8 @@
 //!
 //! `connections.rs` (the pool, reconnecting, the one error mapping),
 //! `cluster.rs` (connecting to a cluster, finding its masters), `scan.rs`
-//! (listing by `SCAN`), `scripts.rs` (the Lua scripts).
+//! (listing by `SCAN`), `index.rs` (the ordered index: its keys, building
+//! it, listing from it), `scripts.rs` (the Lua scripts).
 
 mod cluster;
 mod connections;
@@ -175,7 +184,10 @@ impl Store for RedisStore {
         check!(validate_key(key).and_then(|()| too_large(key, value)));
         StoreFuture::boxed(async move {
             if self.index.is_some() {
-                let ms = px(ttl).unwrap_or(0).to_string();
+                let Some(ms) = px(ttl) else {
+                    return self.indexed_set_plain(&[(key, value)]).await;
+                };
+                let ms = ms.to_string();
                 let args: [&[u8]; 4] = [key.as_bytes(), value, ms.as_bytes(), b"0"];
                 return self
                     .indexed::<i64>("SET (indexed)", |s| &s.set, &[key], &args)
@@ -197,10 +209,7 @@ impl Store for RedisStore {
         check!(validate_key(key));
         StoreFuture::boxed(async move {
             if self.index.is_some() {
-                return self
-                    .indexed::<usize>("DEL (indexed)", |s| &s.delete, &[key], &[key.as_bytes()])
-                    .await
-                    .map(drop);
+                return self.indexed_delete(&[key]).await.map(drop);
             }
             self.conn()?
                 .del::<_, ()>(self.key(key))
@@ -288,8 +297,11 @@ impl Store for RedisStore {
                     self.conn()?;
                     return Ok(());
                 }
-                // One script: on a cluster the keys share the namespace's slot.
-                let ms = px(ttl).unwrap_or(0).to_string();
+                // One step: on a cluster the keys share the namespace's slot.
+                let Some(ms) = px(ttl) else {
+                    return self.indexed_set_plain(entries).await;
+                };
+                let ms = ms.to_string();
                 let keys: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
                 let mut args: Vec<&[u8]> = Vec::with_capacity(1 + 2 * entries.len());
                 args.push(ms.as_bytes());
@@ -347,10 +359,7 @@ impl Store for RedisStore {
                 return Ok(0);
             }
             if self.index.is_some() {
-                let members: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-                return self
-                    .indexed("DEL (indexed batch)", |s| &s.delete, keys, &members)
-                    .await;
+                return self.indexed_delete(keys).await;
             }
             let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
             // DEL counts each existing key once, duplicates included once.

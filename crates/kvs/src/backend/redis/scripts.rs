@@ -21,9 +21,9 @@ else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
 return 1
 "#;
 
-/// How many due members a write prunes on its way (see `prune`). Each key
-/// expires once per write that gave it a TTL, so pruning two per write
-/// outruns expiry while writes go on.
+/// How many due members a script that gives a key a deadline prunes on
+/// its way (see `prune`). Each key expires once per such write, so pruning
+/// two per write outruns expiry while writes go on.
 pub(super) const PRUNE_PER_WRITE: usize = 2;
 
 /// How many due members one listing script prunes before it answers; with
@@ -77,9 +77,6 @@ pub(super) struct IndexScripts {
     /// KEYS[3..] = the keys; ARGV = prefix, PX ms, then member and value
     /// for each key, in order (a repeated key: the last write wins).
     pub(super) set_many: Script,
-    /// KEYS[3..] = the keys; ARGV = prefix, then their members. Returns how
-    /// many existed (a repeated key counts once).
-    pub(super) delete: Script,
     /// KEYS[3] = the key; ARGV = prefix, member, expected, new, PX ms.
     /// Returns 1 if swapped.
     pub(super) compare_and_swap: Script,
@@ -141,18 +138,6 @@ for i = 3, #KEYS do
   track(m, px)
 end
 return 1
-"#,
-        ),
-        delete: script(
-            r#"
-prune(PRUNE_PER_WRITE)
-local n = 0
-for i = 3, #KEYS do
-  n = n + redis.call('DEL', KEYS[i])
-  redis.call('ZREM', KEYS[1], ARGV[i - 1])
-  redis.call('ZREM', KEYS[2], ARGV[i - 1])
-end
-return n
 "#,
         ),
         compare_and_swap: script(
