@@ -53,6 +53,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// step handles.
 const STEP: usize = 1000;
 
+/// The `COUNT` of the `SCAN` that looks for keys of a namespace without an
+/// index yet: larger than [`STEP`], since it only looks, so that opening a
+/// new namespace on a large server takes few round trips.
+const PROBE_STEP: usize = 10_000;
+
 /// The index of a store opened with `index: true` (or on a namespace that
 /// has one).
 pub(super) struct Index {
@@ -291,7 +296,8 @@ impl RedisStore {
     }
 
     /// Whether the namespace holds any key in the plain form (found by a
-    /// `SCAN` that stops at the first; a full pass for an empty namespace).
+    /// `SCAN` that stops at the first; a full pass for an empty namespace,
+    /// which is what opening a namespace without an index costs, once).
     async fn any_plain_key(&self) -> Result<bool> {
         let pattern = format!("{}*", super::scan::glob_escape(&self.prefix));
         let (conn, masters) = self.conn_and_masters()?;
@@ -311,7 +317,7 @@ impl RedisStore {
                     .arg("MATCH")
                     .arg(&pattern)
                     .arg("COUNT")
-                    .arg(STEP)
+                    .arg(PROBE_STEP)
                     .query_async(&mut node)
                     .await
                     .map_err(|e| self.error("looking for keys written without the index", e))?;
