@@ -125,7 +125,10 @@ async fn expired_keys_leave_the_index_at_the_next_listing() {
     }
     let mut conn = raw(&url).await;
     let (keys, deadlines) = index_sizes(&mut conn, &namespace).await;
-    assert_eq!((keys, deadlines), (100_100, 100_000));
+    // On a slow machine the first keys expire while the last are written,
+    // and the later writes prune them: fewer than 100,000 may be left.
+    assert_eq!(keys, deadlines + 100, "every short key has its deadline");
+    assert!(keys <= 100_100);
 
     // Every short key expires within a second of its write; wait that
     // second and a generous margin after the last one.

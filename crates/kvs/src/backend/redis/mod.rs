@@ -623,6 +623,7 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("addr", &self.addr)
             .field("prefix", &self.prefix)
+            .field("index", &self.index.is_some())
             .finish_non_exhaustive()
     }
 }
