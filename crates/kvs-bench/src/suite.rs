@@ -308,19 +308,34 @@ impl Bench<'_> {
     /// Adds a kvs store opened from `config`.
     async fn add_kvs(
         &mut self,
+        config: Config,
+        class: &'static str,
+        settings: &str,
+        writes_only: bool,
+    ) -> Result<(), String> {
+        self.add_kvs_as("kvs", "kvs-bench-kvs", config, class, settings, writes_only)
+            .await
+    }
+
+    /// Adds a kvs store opened from `config` in `namespace`, as the
+    /// subject `name`.
+    async fn add_kvs_as(
+        &mut self,
+        name: &'static str,
+        namespace: &str,
         mut config: Config,
         class: &'static str,
         settings: &str,
         writes_only: bool,
     ) -> Result<(), String> {
-        config.namespace = "kvs-bench-kvs".into();
+        config.namespace = namespace.into();
         let store = kvs::open(&config)
             .await
-            .map_err(|e| format!("opening kvs ({class}): {e}"))?;
+            .map_err(|e| format!("opening {name} ({class}): {e}"))?;
         // A store left over from an interrupted run would hold other keys.
         store.clear().await.map_err(|e| e.to_string())?;
         self.stores.push(Arc::clone(&store));
-        self.add("kvs", class, settings, Kvs(store), writes_only)
+        self.add(name, class, settings, Kvs(store), writes_only)
             .await
     }
 
@@ -593,17 +608,12 @@ impl Bench<'_> {
             .await?;
         let mut plain = config;
         plain.redis.index = false;
-        plain.namespace = "kvs-bench-scan".into();
-        let store = kvs::open(&plain)
-            .await
-            .map_err(|e| format!("opening kvs without the index: {e}"))?;
-        store.clear().await.map_err(|e| e.to_string())?;
-        self.stores.push(Arc::clone(&store));
-        self.add(
+        self.add_kvs_as(
             report::KVS_WITHOUT_INDEX,
+            "kvs-bench-scan",
+            plain,
             "redis-index",
             &settings,
-            Kvs(store),
             false,
         )
         .await?;

@@ -155,6 +155,8 @@ impl RedisStore {
         if !config.index && state.is_none() {
             return Ok(store);
         }
+        // Known complete now, or learned at the first listing (`check_ready`).
+        let mut ready = state.as_deref() == Some("ready");
         if state.is_none() {
             let plain = store.any_plain_key().await?;
             if cluster && plain {
@@ -168,12 +170,13 @@ impl RedisStore {
                 ));
             }
             if !plain {
-                // A new namespace: its index is complete from the start.
-                redis::cmd("HSETNX")
+                // A new namespace: its index is complete from the start
+                // (unless a build began meanwhile: then HSETNX sets nothing).
+                ready = redis::cmd("HSETNX")
                     .arg(&state_key)
                     .arg("state")
                     .arg("ready")
-                    .query_async::<()>(&mut store.conn()?)
+                    .query_async::<bool>(&mut store.conn()?)
                     .await
                     .map_err(|e| store.error("creating the index state", e))?;
             }
@@ -184,7 +187,7 @@ impl RedisStore {
             keys: format!("{root}\\i"),
             deadlines: format!("{root}\\t"),
             state: state_key,
-            ready: AtomicBool::new(false),
+            ready: AtomicBool::new(ready),
         });
         Ok(store)
     }
@@ -248,17 +251,29 @@ impl RedisStore {
             .await
             .map_err(|e| store.error("starting the index build", e))?;
         let pattern = format!("{}*", super::scan::glob_escape(&store.prefix));
-        let mut cursor = cursor.unwrap_or_else(|| "0".into());
+        let mut cursor = match cursor {
+            None => 0,
+            Some(c) => c.parse::<u64>().map_err(|_| {
+                Error::backend(
+                    super::BACKEND,
+                    format!("resuming the index build of namespace {namespace:?}"),
+                    format!(
+                        "the cursor {c:?} in {} is not a SCAN cursor; delete that hash to start over",
+                        index.state
+                    ),
+                )
+            })?,
+        };
         loop {
-            let (next, batch): (String, Vec<String>) = redis::cmd("SCAN")
-                .arg(&cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(STEP)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| store.error("scanning keys for the index", e))?;
+            let (next, batch) = store
+                .scan_step(
+                    &mut conn,
+                    cursor,
+                    &pattern,
+                    STEP,
+                    "scanning keys for the index",
+                )
+                .await?;
             let members: Vec<&str> = batch
                 .iter()
                 .filter_map(|k| k.strip_prefix(&store.prefix))
@@ -268,7 +283,7 @@ impl RedisStore {
                 .key(&index.deadlines)
                 .key(&index.state)
                 .arg(&store.prefix)
-                .arg(&next);
+                .arg(next);
             for m in &members {
                 call.arg(*m);
             }
@@ -276,7 +291,7 @@ impl RedisStore {
                 .await
                 .map_err(|e| store.error("adding keys to the index", e))?;
             build.added += members.len() as u64;
-            build.complete = next == "0";
+            build.complete = next == 0;
             if build.complete || progress(&build).is_break() {
                 return Ok(build);
             }
@@ -300,27 +315,18 @@ impl RedisStore {
     /// which is what opening a namespace without an index costs, once).
     async fn any_plain_key(&self) -> Result<bool> {
         let pattern = format!("{}*", super::scan::glob_escape(&self.prefix));
-        let (conn, masters) = self.conn_and_masters()?;
-        let nodes: Vec<super::Conn> = if masters.is_empty() {
-            vec![conn]
-        } else {
-            masters
-                .iter()
-                .map(|m| super::Conn::Single(m.clone()))
-                .collect()
-        };
-        for mut node in nodes {
-            let mut cursor: u64 = 0;
+        for mut node in self.scan_nodes()? {
+            let mut cursor = 0;
             loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(PROBE_STEP)
-                    .query_async(&mut node)
-                    .await
-                    .map_err(|e| self.error("looking for keys written without the index", e))?;
+                let (next, batch) = self
+                    .scan_step(
+                        &mut node,
+                        cursor,
+                        &pattern,
+                        PROBE_STEP,
+                        "looking for keys written without the index",
+                    )
+                    .await?;
                 if !batch.is_empty() {
                     return Ok(true);
                 }

@@ -1,9 +1,8 @@
 //! Listing without the index: `SCAN MATCH` over the server, or over every master of a
 //! cluster, with the glob characters of the pattern escaped.
 
-use super::RedisStore;
+use super::{Conn, RedisStore};
 use crate::Result;
-use redis::aio::ConnectionLike;
 
 /// The `COUNT` hint of each `SCAN` step.
 pub(super) const SCAN_COUNT: usize = 1000;
@@ -23,13 +22,21 @@ impl RedisStore {
     pub(super) async fn scan_keys(&self, prefix: &str) -> Result<Vec<String>> {
         let pattern = format!("{}*", glob_escape(&self.key(prefix)));
         let mut keys = Vec::new();
-        let (mut conn, masters) = self.conn_and_masters()?;
-        if masters.is_empty() {
-            self.scan_node(&mut conn, &pattern, &mut keys).await?;
-        } else {
-            for master in masters.iter() {
-                self.scan_node(&mut master.clone(), &pattern, &mut keys)
+        for mut node in self.scan_nodes()? {
+            let mut cursor = 0;
+            loop {
+                let (next, batch) = self
+                    .scan_step(&mut node, cursor, &pattern, SCAN_COUNT, "scanning keys")
                     .await?;
+                keys.extend(
+                    batch
+                        .into_iter()
+                        .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned)),
+                );
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
         }
         keys.sort_unstable();
@@ -37,34 +44,37 @@ impl RedisStore {
         Ok(keys)
     }
 
-    /// Adds the keys of one node that match `pattern`, without the namespace.
-    async fn scan_node(
+    /// What a `SCAN` of the store's keys must visit: the server, or each
+    /// master of a cluster (`SCAN` walks one node's keys).
+    pub(super) fn scan_nodes(&self) -> Result<Vec<Conn>> {
+        let (conn, masters) = self.conn_and_masters()?;
+        Ok(if masters.is_empty() {
+            vec![conn]
+        } else {
+            masters.iter().map(|m| Conn::Single(m.clone())).collect()
+        })
+    }
+
+    /// One `SCAN … MATCH pattern COUNT count` step from `cursor` on `node`:
+    /// the next cursor (`0` after the last step) and the full names of the
+    /// keys it found. `what` names the step in an error.
+    pub(super) async fn scan_step(
         &self,
-        conn: &mut impl ConnectionLike,
+        node: &mut Conn,
+        cursor: u64,
         pattern: &str,
-        keys: &mut Vec<String>,
-    ) -> Result<()> {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(conn)
-                .await
-                .map_err(|e| self.error("scanning keys", e))?;
-            keys.extend(
-                batch
-                    .into_iter()
-                    .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned)),
-            );
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
+        count: usize,
+        what: &str,
+    ) -> Result<(u64, Vec<String>)> {
+        redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(node)
+            .await
+            .map_err(|e| self.error(what, e))
     }
 }
 

@@ -40,6 +40,18 @@ const PRELUDE: &str = r#"
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- SET k to v; pxs is the TTL in milliseconds as it came ('0': none), nx
+-- asks for NX. Returns SET's reply (false when NX refused).
+local function put(k, v, pxs, nx)
+  local args = {'SET', k, v}
+  if pxs ~= '0' then
+    args[#args + 1] = 'PX'
+    args[#args + 1] = pxs
+  end
+  if nx then args[#args + 1] = 'NX' end
+  return redis.call(unpack(args))
+end
+
 -- Member m is (again) a key; px > 0 is its TTL in milliseconds.
 local function track(m, px)
   redis.call('ZADD', KEYS[1], 0, m)
@@ -113,17 +125,8 @@ pub(super) static INDEX: LazyLock<IndexScripts> = LazyLock::new(|| {
         set: script(
             r#"
 prune(PRUNE_PER_WRITE)
-local px = tonumber(ARGV[4])
-local ok
-if px > 0 then
-  if ARGV[5] == '1' then ok = redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4], 'NX')
-  else ok = redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end
-else
-  if ARGV[5] == '1' then ok = redis.call('SET', KEYS[3], ARGV[3], 'NX')
-  else ok = redis.call('SET', KEYS[3], ARGV[3]) end
-end
-if not ok then return 0 end
-track(ARGV[2], px)
+if not put(KEYS[3], ARGV[3], ARGV[4], ARGV[5] == '1') then return 0 end
+track(ARGV[2], tonumber(ARGV[4]))
 return 1
 "#,
         ),
@@ -132,10 +135,8 @@ return 1
 prune(PRUNE_PER_WRITE)
 local px = tonumber(ARGV[2])
 for i = 3, #KEYS do
-  local m, v = ARGV[2 * i - 3], ARGV[2 * i - 2]
-  if px > 0 then redis.call('SET', KEYS[i], v, 'PX', ARGV[2])
-  else redis.call('SET', KEYS[i], v) end
-  track(m, px)
+  put(KEYS[i], ARGV[2 * i - 2], ARGV[2], false)
+  track(ARGV[2 * i - 3], px)
 end
 return 1
 "#,
@@ -145,10 +146,8 @@ return 1
 prune(PRUNE_PER_WRITE)
 local current = redis.call('GET', KEYS[3])
 if current == false or current ~= ARGV[3] then return 0 end
-local px = tonumber(ARGV[5])
-if px > 0 then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
-else redis.call('SET', KEYS[3], ARGV[4]) end
-track(ARGV[2], px)
+put(KEYS[3], ARGV[4], ARGV[5], false)
+track(ARGV[2], tonumber(ARGV[5]))
 return 1
 "#,
         ),
